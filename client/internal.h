@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/* Private state of the client library.  Not installed. */
+#ifndef VFK_CLIENT_INTERNAL_H
+#define VFK_CLIENT_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vfiokit/client.h"
+#include "vfiokit/proto.h"
+
+#define CLIENT_MAX_AREAS 64u
+#define CLIENT_MAX_REGIONS 64u  /* more than any PCI device has */
+#define CLIENT_MAX_IRQS 16u
+
+struct vfk_device;
+
+/* What a transport fills in for one region. */
+struct region_cache {
+	bool valid;
+	struct vfk_region_info info;
+	struct vfk_area areas[CLIENT_MAX_AREAS];
+	int map_fd;          /* fd to mmap (owned by the transport), or -1 */
+	uint8_t *map_base;   /* vfk_region_map() result, or NULL */
+	size_t map_len;
+};
+
+/*
+ * A transport: how the generic handle reaches a device.  Versioned like
+ * every ops table in vfiokit: members are only appended, and `version`
+ * says which exist.  Each returns 0 or a negative errno.
+ */
+struct vfk_transport_ops {
+	unsigned version; /* 1 */
+	const char *name;
+	int (*get_info)(struct vfk_device *d, struct vfk_device_info *out);
+	/* Fill `rc` (info, areas, map_fd) for region `index`. */
+	int (*get_region_info)(struct vfk_device *d, uint32_t index,
+			       struct region_cache *rc);
+	/* Message (or syscall) access to a region, without the mapping. */
+	int (*region_rw)(struct vfk_device *d, bool write, bool posted,
+			 uint32_t index, uint64_t off, void *buf, size_t count);
+	int (*get_irq_info)(struct vfk_device *d, uint32_t index,
+			    struct vfk_irq_info *out);
+	/* One SET_IRQS: `fds` (count entries, -1 allowed) for DATA_EVENTFD,
+	 * `bools` for DATA_BOOL. */
+	int (*set_irqs)(struct vfk_device *d, uint32_t flags, uint32_t index,
+			uint32_t start, uint32_t count, const int *fds,
+			const uint8_t *bools);
+	int (*dma_map)(struct vfk_device *d, const struct vfk_dma_mapping *m);
+	int (*dma_unmap)(struct vfk_device *d, uint64_t iova, uint64_t size,
+			 bool all);
+	int (*reset)(struct vfk_device *d);
+	int (*poll_fd)(struct vfk_device *d);
+	int (*dispatch)(struct vfk_device *d);
+	int (*session)(struct vfk_device *d, struct vfk_session_info *out);
+	/* Release the transport's state (the generic handle unmaps first). */
+	void (*close)(struct vfk_device *d);
+};
+
+struct vfk_device {
+	const struct vfk_transport_ops *ops;
+	void *tp; /* transport private */
+	struct vfk_client_opts opts;
+	bool info_valid;
+	struct vfk_device_info info;
+	struct region_cache regions[CLIENT_MAX_REGIONS];
+	struct vfk_client_stats stats;
+};
+
+void vfk_client_log(struct vfk_device *d, enum vfk_log_level level,
+		    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Allocate a handle around transport `ops` (tp set by the caller). */
+int vfk_device_alloc(const struct vfk_transport_ops *ops,
+		     const struct vfk_client_opts *opts, struct vfk_device **out);
+void vfk_device_free(struct vfk_device *d);
+
+/* vfio_user.c */
+int vfk_vfio_user_attach(struct vfk_device *d, int fd);
+
+#endif

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* The device models vfiokit ships, by name, for the CLI and the tests. */
+#ifndef VFK_DEVICES_REGISTRY_H
+#define VFK_DEVICES_REGISTRY_H
+
+#include <stddef.h>
+
+#include "vfiokit/server.h"
+
+/* Options every model understands (each ignores what does not apply). */
+struct vfk_model_opts {
+	size_t page_size;     /* host page size to assume; 0: the real one */
+	enum vfk_disabled_access disabled_access; /* decoding-off policy */
+	const char *backing;  /* backing file or block device, or NULL */
+};
+
+struct vfk_model {
+	const char *name;     /* as given to `vfiokit serve` */
+	const char *summary;  /* one line for --help */
+	int (*create)(const struct vfk_model_opts *o, struct vfk_dev **out);
+	void (*destroy)(struct vfk_dev *dev);
+};
+
+/* The model called `name`, or NULL. */
+const struct vfk_model *vfk_model_find(const char *name);
+/* The i-th model, or NULL past the end. */
+const struct vfk_model *vfk_model_at(size_t i);
+
+#endif

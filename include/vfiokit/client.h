@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfiokit/client.h: one device API for VMMs and userspace drivers.
+ *
+ * A `struct vfk_device` is a PCI function reached through a transport: a
+ * vfio-user socket today (a later version adds the kernel's VFIO, type1 and
+ * iommufd, behind the same calls).  The handle validates everything the
+ * other side says before using it, and never waits longer than its timeout.
+ *
+ * Conventions (see common.h): 0 or a negative errno; opaque handle; silent
+ * unless a log callback is set.  A handle is used by one thread at a time.
+ *
+ * Server requests.  A vfio-user server may read or write client memory that
+ * has no fd (DMA_READ/DMA_WRITE).  The handle answers such requests while
+ * it waits for any reply; between calls, poll vfk_device_fd() and call
+ * vfk_device_dispatch() so they are answered promptly.
+ */
+#ifndef VFIOKIT_CLIENT_H
+#define VFIOKIT_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vfk_device;
+
+#define VFK_CLIENT_OPTS_VERSION 1
+
+/* Client options; zero-initialise and set what you need. */
+struct vfk_client_opts {
+	unsigned version;           /* VFK_CLIENT_OPTS_VERSION */
+	vfk_log_fn log;             /* NULL: silent */
+	void *log_user;             /* passed to `log` */
+	enum vfk_log_level log_level; /* most verbose level passed; 0 = INFO */
+	int timeout_ms;             /* per request; 0 = 5000 */
+	uint32_t max_data_xfer;     /* data per message we accept; 0 = 1 MiB */
+	unsigned max_msg_fds;       /* fds per message we accept; 0 = 16 */
+};
+
+/* Connect to a vfio-user server at `path` and negotiate.  `opts` may be
+ * NULL.  On failure nothing is left open. */
+int vfk_device_open_socket(const char *path, const struct vfk_client_opts *opts,
+			   struct vfk_device **out);
+/* Same over an already connected AF_UNIX stream socket; takes ownership of
+ * `fd` on success only. */
+int vfk_device_open_fd(int fd, const struct vfk_client_opts *opts,
+		       struct vfk_device **out);
+/* Unmap every region mapping, close every fd, free the handle.  DMA
+ * mappings the server holds are released by the disconnect. */
+void vfk_device_close(struct vfk_device *dev);
+
+/* The transport's name: "vfio-user". */
+const char *vfk_device_transport(const struct vfk_device *dev);
+
+/* What VERSION agreed on (vfio-user only; zeros otherwise). */
+struct vfk_session_info {
+	uint16_t major, minor;       /* protocol version in use */
+	uint32_t server_max_data_xfer; /* data per message the server accepts */
+	uint32_t server_max_msg_fds; /* fds per message the server accepts */
+	uint32_t server_max_dma_maps; /* DMA windows the server allows */
+	uint64_t server_pgsizes;     /* DMA page sizes the server supports */
+	bool write_multiple;         /* REGION_WRITE_MULTI accepted */
+};
+int vfk_device_session(struct vfk_device *dev, struct vfk_session_info *out);
+
+/* ---- device, regions ---------------------------------------------------- */
+
+/* DEVICE_GET_INFO. */
+struct vfk_device_info {
+	uint32_t flags;       /* VFK_DEVICE_FLAGS_* (proto.h) */
+	uint32_t num_regions; /* >= 9 for a PCI device */
+	uint32_t num_irqs;    /* >= 5 for a PCI device */
+};
+int vfk_device_get_info(struct vfk_device *dev, struct vfk_device_info *out);
+
+/* A range of a region. */
+struct vfk_area {
+	uint64_t offset;
+	uint64_t size;
+};
+
+/* DEVICE_GET_REGION_INFO, with its capabilities decoded. */
+struct vfk_region_info {
+	uint32_t index;
+	uint32_t flags;       /* VFK_REGION_FLAG_* (proto.h) */
+	uint64_t size;        /* bytes; 0 for an absent region */
+	uint64_t offset;      /* mmap offset in the region's fd */
+	bool mappable;        /* MMAP flag and an fd to map came with it */
+	unsigned nr_areas;    /* mmap areas (whole region if no sparse cap) */
+	const struct vfk_area *areas; /* owned by the handle, valid until close */
+	bool has_type;        /* a REGION_CAP_TYPE was present */
+	uint32_t type, subtype;
+	bool msix_mappable;   /* REGION_CAP_MSIX_MAPPABLE was present */
+};
+/* Query (once; later calls return the cached answer). */
+int vfk_region_get_info(struct vfk_device *dev, uint32_t index,
+			struct vfk_region_info *out);
+
+/*
+ * Read or write `count` bytes of region `index` at `offset`.  Bytes inside
+ * a mapped area (vfk_region_map()) are accessed through the mapping with
+ * accesses of the natural width; the rest by messages, split to the
+ * server's max_data_xfer.
+ */
+int vfk_region_read(struct vfk_device *dev, uint32_t index, uint64_t offset,
+		    void *buf, size_t count);
+int vfk_region_write(struct vfk_device *dev, uint32_t index, uint64_t offset,
+		     const void *buf, size_t count);
+/* As vfk_region_write(), but asks for no reply (a posted write); errors
+ * the server meets are then only in its log. */
+int vfk_region_write_posted(struct vfk_device *dev, uint32_t index,
+			    uint64_t offset, const void *buf, size_t count);
+
+/*
+ * Map the mmap areas of a region.  `*base` receives an address such that
+ * base + off is byte `off` of the region for every byte inside an area; the
+ * rest of [base, base + size) is reserved and inaccessible.  A sub-page
+ * area is mapped as its whole page.  -ENODEV if the region has no area.
+ * The mapping lasts until vfk_region_unmap() or close.
+ */
+int vfk_region_map(struct vfk_device *dev, uint32_t index, void **base);
+void vfk_region_unmap(struct vfk_device *dev, uint32_t index);
+
+/* Config space (region 7) shortcuts. */
+int vfk_device_config_read(struct vfk_device *dev, uint32_t offset, void *buf,
+			   size_t count);
+int vfk_device_config_write(struct vfk_device *dev, uint32_t offset,
+			    const void *buf, size_t count);
+
+/* ---- interrupts --------------------------------------------------------- */
+
+/* DEVICE_GET_IRQ_INFO. */
+struct vfk_irq_info {
+	uint32_t flags; /* VFK_IRQ_INFO_* (proto.h) */
+	uint32_t count;
+};
+int vfk_device_irq_info(struct vfk_device *dev, uint32_t index,
+		     struct vfk_irq_info *out);
+
+/*
+ * Bind eventfds to vectors [start, start+count) of IRQ `index` (enabling
+ * the type); an fd of -1 unbinds that vector.  Split into as many messages
+ * as the server's max_msg_fds requires.  The fds stay the caller's.
+ */
+int vfk_device_irq_set_eventfds(struct vfk_device *dev, uint32_t index, uint32_t start,
+			 uint32_t count, const int *fds);
+/* Disable IRQ type `index` entirely (TRIGGER | DATA_NONE, count 0). */
+int vfk_device_irq_disable(struct vfk_device *dev, uint32_t index);
+/* Mask or unmask vectors [start, start+count) (ACTION_MASK/UNMASK). */
+int vfk_device_irq_mask(struct vfk_device *dev, uint32_t index, uint32_t start,
+		 uint32_t count, bool mask);
+/* Fire vectors from the client side (TRIGGER | DATA_NONE), for tests. */
+int vfk_device_irq_trigger(struct vfk_device *dev, uint32_t index, uint32_t start,
+		    uint32_t count);
+/* INTx unmask eventfd (vfio-pci's resampler): signalling `fd` unmasks
+ * INTx on the server.  -1 removes it. */
+int vfk_device_irq_unmask_eventfd(struct vfk_device *dev, int fd);
+
+/* ---- DMA ---------------------------------------------------------------- */
+
+/* Memory the device may reach at [iova, iova+size). */
+struct vfk_dma_mapping {
+	uint64_t iova;
+	uint64_t size;
+	void *vaddr;        /* where the memory is in this process; NULL only
+			     * with an fd, then the server's DMA messages to
+			     * it are refused */
+	int fd;             /* fd the server may mmap (memfd, file), or -1:
+			     * the server reaches the memory by messages */
+	uint64_t fd_offset; /* offset of iova's byte in `fd` */
+	uint32_t prot;      /* VFK_DMA_READ | VFK_DMA_WRITE (proto.h) */
+};
+
+/* DMA_MAP.  The memory must stay valid until unmapped.  The fd stays the
+ * caller's. */
+int vfk_device_dma_map(struct vfk_device *dev, const struct vfk_dma_mapping *m);
+/* DMA_UNMAP of windows inside [iova, iova+size) (whole windows only). */
+int vfk_device_dma_unmap(struct vfk_device *dev, uint64_t iova, uint64_t size);
+/* DMA_UNMAP of everything. */
+int vfk_device_dma_unmap_all(struct vfk_device *dev);
+
+/* ---- misc --------------------------------------------------------------- */
+
+/* DEVICE_RESET. */
+int vfk_device_reset(struct vfk_device *dev);
+
+/* Fd to poll (readable) for server requests; see the header comment. */
+int vfk_device_fd(struct vfk_device *dev);
+/* Answer the server requests already received, without waiting.  0, or a
+ * negative errno if the connection failed. */
+int vfk_device_dispatch(struct vfk_device *dev);
+
+/* Counters. */
+struct vfk_client_stats {
+	uint64_t requests;     /* commands sent */
+	uint64_t dma_served;   /* DMA_READ/DMA_WRITE requests answered */
+	uint64_t dma_refused;  /* ... answered with an error */
+};
+void vfk_device_get_stats(struct vfk_device *dev, struct vfk_client_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

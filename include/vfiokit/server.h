@@ -1,0 +1,448 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfiokit/server.h: the device side.  A device model describes a PCI
+ * function (identity, BARs, capabilities) on a `struct vfk_dev`, fills a
+ * `struct vfk_dev_ops` with what differs from the defaults, and hands the
+ * device to a `struct vfk_server`, which speaks vfio-user to one client at a
+ * time.  The library owns config space, BAR sizing, MSI-X/MSI/INTx, the DMA
+ * table and the protocol; the model owns its registers and behaviour.
+ *
+ * Conventions (see common.h): 0 or a negative errno; opaque handles; a
+ * `void *user` per device; silent unless a log callback is set.
+ *
+ * Threads.  Everything runs on the thread that calls vfk_server_dispatch()
+ * or vfk_server_run() (the "server thread") unless a comment says a call
+ * is thread-safe.  Callbacks are made on the server thread, one at a time,
+ * and must not block: a model that needs to wait or to do heavy work hands
+ * it to its own thread, or to a watched fd (vfk_server_watch()).
+ *
+ * Lifetimes.  vfk_server_destroy() before vfk_dev_destroy().  Memory the
+ * library hands out (vfk_shm_ptr(), DMA host pointers) stays valid for the
+ * lifetime stated at each function.
+ */
+#ifndef VFIOKIT_SERVER_H
+#define VFIOKIT_SERVER_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vfk_dev;
+struct vfk_server;
+struct vfk_shm;
+
+/* ---- Shared memory ------------------------------------------------------ */
+
+/*
+ * Shared memory a client may mmap: a sealed memfd mapped in this process.
+ * Used to back BARs (and, in later versions, other regions).  Reference
+ * counted: each BAR that uses it holds a reference, and the creator holds
+ * one until vfk_shm_put().
+ */
+/* Create `size` bytes (rounded up to the host page size), zero-filled.
+ * `name` shows in /proc/PID/fd and may be NULL. */
+int vfk_shm_create(size_t size, const char *name, struct vfk_shm **out);
+/* Wrap an fd the caller opened (a file, a memfd, a DAX device); the shm
+ * maps [0, size) of it shared and takes ownership of `fd` on success. */
+int vfk_shm_from_fd(int fd, size_t size, struct vfk_shm **out);
+/* Host address of byte 0.  Valid until the last reference goes. */
+void *vfk_shm_ptr(const struct vfk_shm *shm);
+/* Size in bytes (as rounded at creation). */
+size_t vfk_shm_size(const struct vfk_shm *shm);
+/* Drop the caller's reference. */
+void vfk_shm_put(struct vfk_shm *shm);
+
+/* ---- Device model callbacks --------------------------------------------- */
+
+/* Why a device is being reset. */
+enum vfk_reset_kind {
+	VFK_RESET_CLIENT = 1, /* DEVICE_RESET message (VFIO_DEVICE_RESET) */
+	VFK_RESET_FLR = 2,    /* function-level reset written in config space */
+};
+
+/* A window of client memory the device may reach by DMA. */
+struct vfk_dma_window {
+	uint64_t iova;  /* first byte */
+	uint64_t size;  /* bytes, > 0 */
+	uint32_t prot;  /* VFK_PROT_READ | VFK_PROT_WRITE: what the device may do */
+	void *host;     /* mapped in this process, or NULL: reached by messages */
+};
+#define VFK_PROT_READ 1u
+#define VFK_PROT_WRITE 2u
+
+#define VFK_DEV_OPS_VERSION 1
+
+/*
+ * What a device model implements.  Every member may be NULL; the comment
+ * says what the library does then.  Members are only ever appended; a model
+ * sets `version` to the VFK_DEV_OPS_VERSION it was written against.
+ */
+struct vfk_dev_ops {
+	unsigned version; /* VFK_DEV_OPS_VERSION the model was built with */
+	const char *name; /* short model name, shown by `vfiokit info` */
+
+	/*
+	 * Access to a BAR range that is not served from shared memory (the
+	 * trapped ranges, or the whole BAR when it has no shm).  `offset` is
+	 * from the BAR start, [offset, offset+count) lies inside the BAR and
+	 * outside the MSI-X table and PBA (the library serves those).  The
+	 * access arrives as the client issued it (usually 1, 2, 4 or 8 bytes,
+	 * little-endian).  Return 0, or a negative errno sent to the client.
+	 * NULL: reads return zeros, writes are dropped.
+	 */
+	int (*bar_read)(struct vfk_dev *dev, unsigned bar, uint64_t offset,
+			void *buf, uint32_t count);
+	int (*bar_write)(struct vfk_dev *dev, unsigned bar, uint64_t offset,
+			 const void *buf, uint32_t count);
+
+	/*
+	 * Called after a client write changed config bytes [offset,
+	 * offset+count); the library has applied the write masks already,
+	 * so vfk_config_read() shows the new value.  NULL: nothing.
+	 */
+	void (*config_written)(struct vfk_dev *dev, uint32_t offset,
+			       uint32_t count);
+
+	/*
+	 * Reset the model's own state.  The library has already restored
+	 * config space, the MSI-X table and interrupt masks to their reset
+	 * values; DMA windows and IRQ eventfds stay.  NULL: nothing more.
+	 * A negative return is reported to the client (DEVICE_RESET).
+	 */
+	int (*reset)(struct vfk_dev *dev, enum vfk_reset_kind kind);
+
+	/*
+	 * A DMA window was added, or is about to be removed.  When
+	 * dma_unmap returns, the model must hold no host pointer into the
+	 * window and have no DMA to it in flight (the client may reuse the
+	 * memory as soon as it gets the reply).  NULL: nothing.
+	 */
+	void (*dma_map)(struct vfk_dev *dev, const struct vfk_dma_window *w);
+	void (*dma_unmap)(struct vfk_dev *dev, const struct vfk_dma_window *w);
+
+	/* A client finished negotiation / went away (its DMA windows and IRQ
+	 * eventfds are gone by the time detach is called).  NULL: nothing. */
+	void (*attach)(struct vfk_dev *dev);
+	void (*detach)(struct vfk_dev *dev);
+
+	/* The client changed the interrupt set-up of IRQ `index` (enabled or
+	 * disabled a type, bound eventfds).  NULL: nothing. */
+	void (*irq_changed)(struct vfk_dev *dev, unsigned index);
+};
+
+/* ---- Creating a device -------------------------------------------------- */
+
+/* Create an empty device: no BARs, no capabilities, header type 0, INTx
+ * pin A.  `ops` must outlive the device. */
+int vfk_dev_create(const struct vfk_dev_ops *ops, void *user,
+		   struct vfk_dev **out);
+/* Free the device and everything it owns.  Not while a server uses it. */
+void vfk_dev_destroy(struct vfk_dev *dev);
+/* The `user` pointer given at creation. */
+void *vfk_dev_user(const struct vfk_dev *dev);
+/* The server serving this device, or NULL. */
+struct vfk_server *vfk_dev_server(const struct vfk_dev *dev);
+
+/* Log through the server's log callback (nothing if none).  printf-style. */
+void vfk_dev_log(struct vfk_dev *dev, enum vfk_log_level level,
+		 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* PCI identity, written into config space at realize. */
+struct vfk_pci_id {
+	uint16_t vendor;
+	uint16_t device;
+	uint16_t subsys_vendor;
+	uint16_t subsys_device;
+	uint32_t class_code; /* 24 bits: base class, sub class, prog-if */
+	uint8_t revision;
+};
+int vfk_pci_set_id(struct vfk_dev *dev, const struct vfk_pci_id *id);
+
+/* INTx pin: 1..4 for INTA..INTD, 0 for none (then no INTx IRQ index). */
+int vfk_pci_set_intx_pin(struct vfk_dev *dev, unsigned pin);
+
+/*
+ * The host page size the library assumes when deciding what a client may
+ * mmap: 4096, 16384 or 65536 (a larger size than the real one reproduces a
+ * 64K-page host on a 4K machine).  Default: the real page size.  Before
+ * realize only.
+ */
+int vfk_dev_set_page_size(struct vfk_dev *dev, size_t page_size);
+
+/* A range inside a BAR. */
+struct vfk_range {
+	uint64_t offset;
+	uint64_t size;
+};
+
+/* BAR flags. */
+#define VFK_BAR_MEM32 0x0u
+#define VFK_BAR_MEM64 0x1u      /* 64-bit memory BAR: uses the next BAR slot */
+#define VFK_BAR_IO 0x2u         /* I/O space; never mmap-able */
+#define VFK_BAR_PREFETCH 0x4u   /* memory BAR: PCI prefetchable bit */
+
+/* Describes one BAR. */
+struct vfk_bar_desc {
+	uint64_t size;           /* power of two; memory >= 16, I/O 4..256 */
+	uint32_t flags;          /* VFK_BAR_* */
+	struct vfk_shm *shm;     /* backing memory the client may map, or NULL */
+	uint64_t shm_offset;     /* where the BAR starts inside `shm` */
+	const struct vfk_range *trapped; /* ranges that must call bar_read/
+					  * bar_write even though backed */
+	unsigned nr_trapped;     /* entries in `trapped` (copied at set time) */
+};
+
+/*
+ * Define BAR `bar` (0..5).  A 64-bit BAR occupies `bar` and `bar`+1.  With
+ * `shm`, accesses outside the trapped ranges (and outside the MSI-X table
+ * and PBA) read and write the shared memory, and the library offers the
+ * client mmap areas covering them, page by page: a page is mappable only if
+ * no trapped byte and no other BAR's backing lies in it.  Before realize.
+ */
+int vfk_dev_set_bar(struct vfk_dev *dev, unsigned bar,
+		    const struct vfk_bar_desc *desc);
+
+/* An expansion ROM with this image (copied); the BAR is the image size
+ * rounded up to a power of two, at least 2 KiB.  Before realize. */
+int vfk_dev_set_rom(struct vfk_dev *dev, const void *image, size_t len);
+
+/* ---- Capabilities (before realize; the chain is in call order) ---------- */
+
+/* Power management (PCI PM 1.2, D0/D3hot, NoSoftRst). */
+int vfk_pci_add_pm(struct vfk_dev *dev);
+
+#define VFK_MSI_64BIT 0x1u    /* 64-bit message address */
+#define VFK_MSI_MASKABLE 0x2u /* per-vector mask and pending bits */
+/* MSI with `nvec` vectors (1, 2, 4, 8, 16 or 32). */
+int vfk_pci_add_msi(struct vfk_dev *dev, unsigned nvec, uint32_t flags);
+
+/*
+ * MSI-X with `nvec` vectors (1..2048); table and PBA in the given BARs at
+ * the given offsets (8-byte aligned, inside their BARs, not overlapping).
+ * The library emulates both: a client never reaches them through a mapping.
+ */
+int vfk_pci_add_msix(struct vfk_dev *dev, unsigned nvec, unsigned table_bar,
+		     uint32_t table_offset, unsigned pba_bar,
+		     uint32_t pba_offset);
+
+/* PCI Express port types (the PCIe capability's Device/Port Type). */
+enum vfk_pcie_type {
+	VFK_PCIE_ENDPOINT = 0,
+	VFK_PCIE_LEGACY_ENDPOINT = 1,
+	VFK_PCIE_RC_INTEGRATED = 9,
+};
+#define VFK_PCIE_FLR 0x1u /* advertise Function Level Reset */
+/* PCI Express capability (version 2) with the given type. */
+int vfk_pci_add_express(struct vfk_dev *dev, enum vfk_pcie_type type,
+			uint32_t flags);
+
+/* Vendor-specific capability; `data` is what follows the length byte
+ * (len <= 250).  `*offset` (may be NULL) receives its config offset. */
+int vfk_pci_add_vendor(struct vfk_dev *dev, const void *data, uint8_t len,
+		       uint16_t *offset);
+
+/* Extended capability `id`/`version` with `len` bytes of body after the
+ * 4-byte header.  Needs a PCI Express capability. */
+int vfk_pci_add_ext_cap(struct vfk_dev *dev, uint16_t id, uint8_t version,
+			const void *body, uint16_t len, uint16_t *offset);
+
+/*
+ * Finish the description: lay out config space, compute the mmap areas.
+ * Called by vfk_server_create() if the model did not.  After it, the
+ * set/add functions above return -EBUSY.
+ */
+int vfk_dev_realize(struct vfk_dev *dev);
+
+/* ---- Config space from the model's side --------------------------------- */
+
+/* Read `size` (1, 2 or 4) bytes at `offset` of the virtual config space. */
+uint32_t vfk_config_read(struct vfk_dev *dev, uint32_t offset, unsigned size);
+/*
+ * Set `size` bytes at `offset` as the device itself would (status bits,
+ * read-only registers): masks do not apply.  For initial values of the
+ * model's own registers and capabilities.  0 or -EINVAL (out of range).
+ */
+int vfk_config_set(struct vfk_dev *dev, uint32_t offset, unsigned size,
+		   uint32_t value);
+/* Make bits writable by the client (`wmask`) or write-1-to-clear (`w1c`). */
+int vfk_config_set_mask(struct vfk_dev *dev, uint32_t offset, unsigned size,
+			uint32_t wmask, uint32_t w1c);
+
+/*
+ * What a client's BAR access gets while the BAR's decoding is disabled in
+ * the command register (Memory Space Enable for memory BARs, I/O Space
+ * Enable for I/O BARs).  Shown by `vfiokit info`.
+ */
+enum vfk_disabled_access {
+	VFK_DISABLED_EIO = 0,      /* an EIO error reply, as Linux vfio-pci */
+	VFK_DISABLED_ALL_ONES = 1, /* reads all-ones, writes dropped, as many
+				    * platforms' hardware answers */
+};
+int vfk_dev_set_disabled_access(struct vfk_dev *dev,
+				enum vfk_disabled_access policy);
+
+/* Whether the command register enables memory / I/O decoding. */
+bool vfk_dev_memory_enabled(struct vfk_dev *dev);
+bool vfk_dev_io_enabled(struct vfk_dev *dev);
+/* Whether the command register enables bus mastering (DMA). */
+bool vfk_dev_bus_master(struct vfk_dev *dev);
+
+/* ---- Interrupts --------------------------------------------------------- */
+
+/*
+ * Signal MSI-X or MSI vector `vector`, or INTx (vector 0 of VFK_PCI_INTX,
+ * which asserts the line: see vfk_intx_set()).  A masked MSI-X vector
+ * (vector or function mask) gets its pending bit instead, and fires when
+ * unmasked; a masked MSI vector likewise with the MSI pending bits.
+ * Thread-safe.  0 if delivered or left pending, -ENOENT if the index is not
+ * the one the client enabled or the vector has no eventfd, -EINVAL if out
+ * of range.
+ */
+int vfk_irq_trigger(struct vfk_dev *dev, unsigned index, unsigned vector);
+
+/*
+ * Raise the device's interrupt `vector` in whatever mode the client has
+ * enabled: MSI-X, else MSI (vector clamped to the enabled count), else an
+ * INTx assertion.  Thread-safe.  -ENOENT if no mode is enabled.
+ */
+int vfk_irq_raise(struct vfk_dev *dev, unsigned vector);
+
+/*
+ * Drive the INTx line (level-triggered).  Asserting an unmasked line
+ * signals the eventfd and masks the line (automask, as vfio-pci does); the
+ * client unmasks with SET_IRQS UNMASK, and if the line is still asserted
+ * then, it fires again.  Thread-safe.
+ */
+int vfk_intx_set(struct vfk_dev *dev, bool asserted);
+
+/* Which IRQ index the client enabled (VFK_PCI_INTX, _MSI, _MSIX), or -1. */
+int vfk_irq_active(struct vfk_dev *dev);
+
+/* ---- DMA ---------------------------------------------------------------- */
+
+/*
+ * Copy `len` bytes from client memory at `iova` into `buf` (or from `buf`
+ * into client memory).  The range may span several windows.  Windows with
+ * a host mapping are copied directly; others through DMA_READ/DMA_WRITE
+ * messages, which is allowed only on the server thread and outside
+ * bar_read/bar_write/config_written callbacks (it needs the client to
+ * answer: -EDEADLK there).  -EFAULT if a byte is not mapped, -EACCES if a
+ * window forbids the access; nothing is copied then.  Thread-safe for
+ * mapped windows.
+ */
+int vfk_dma_read(struct vfk_dev *dev, uint64_t iova, void *buf, size_t len);
+int vfk_dma_write(struct vfk_dev *dev, uint64_t iova, const void *buf,
+		  size_t len);
+
+/* One piece of a translated DMA range. */
+struct vfk_sg {
+	uint64_t iova;
+	uint64_t len;
+	void *host; /* NULL: the window has no mapping (use vfk_dma_read/write) */
+};
+
+/*
+ * Translate [iova, iova+len) for an access of kind `prot` into at most
+ * `max` pieces, one per window crossed.  Returns the number of pieces,
+ * -EFAULT/-EACCES as above, or -ENOSPC if more than `max` are needed.
+ * Host pointers stay valid until the model's dma_unmap callback for their
+ * window returns.  Thread-safe.
+ */
+int vfk_dma_translate(struct vfk_dev *dev, uint64_t iova, uint64_t len,
+		      uint32_t prot, struct vfk_sg *sg, unsigned max);
+
+/* ---- Serving ------------------------------------------------------------ */
+
+#define VFK_SERVER_OPTS_VERSION 1
+
+/* Server options; zero-initialise and set what you need. */
+struct vfk_server_opts {
+	unsigned version;           /* VFK_SERVER_OPTS_VERSION */
+	vfk_log_fn log;             /* NULL: silent */
+	void *log_user;             /* passed to `log` */
+	enum vfk_log_level log_level; /* most verbose level passed; 0 = INFO */
+	uint32_t max_data_xfer;     /* REGION/DMA data per message; 0 = 1 MiB */
+	unsigned max_msg_fds;       /* fds accepted per message; 0 = 64 */
+	uint32_t max_dma_maps;      /* DMA windows at once; 0 = 65535 */
+	int reply_timeout_ms;       /* wait for the client's DMA replies; 0 = 5000 */
+	bool exit_on_disconnect;    /* done after the first client leaves, as
+				     * the spec allows a backend program */
+};
+
+/* Serve `dev` (realizing it if needed).  `opts` may be NULL. */
+int vfk_server_create(struct vfk_dev *dev, const struct vfk_server_opts *opts,
+		      struct vfk_server **out);
+/* Close every fd and free the server; the device stays. */
+void vfk_server_destroy(struct vfk_server *srv);
+
+/* Listen on a new AF_UNIX socket at `path`.  A stale socket file that
+ * nobody listens on is replaced; a live one gives -EADDRINUSE. */
+int vfk_server_listen(struct vfk_server *srv, const char *path);
+/*
+ * Use `fd`, either a listening AF_UNIX socket or an already connected one
+ * (the --fd convention of vfio-user backends).  Takes ownership on success.
+ * With a connected fd, the server serves that one client and then reports
+ * VFK_SERVER_DONE from dispatch.
+ */
+int vfk_server_adopt_fd(struct vfk_server *srv, int fd);
+
+/* A pollable fd (epoll): readable when vfk_server_dispatch() has work. */
+int vfk_server_fd(struct vfk_server *srv);
+
+/* vfk_server_dispatch() result when nothing more can be served: a
+ * connected-fd server's client left, or vfk_server_stop() was called. */
+#define VFK_SERVER_DONE 1
+
+/*
+ * Do what is ready without waiting: accept a client, handle the messages
+ * already received, run watched-fd callbacks.  0, VFK_SERVER_DONE, or a
+ * negative errno for a failure of the server itself (a misbehaving client
+ * only loses its connection).
+ */
+int vfk_server_dispatch(struct vfk_server *srv);
+
+/* Loop on vfk_server_fd() and dispatch until done or stopped.  0 when
+ * stopped or done, negative errno on failure. */
+int vfk_server_run(struct vfk_server *srv);
+
+/* Make run() return and dispatch() report VFK_SERVER_DONE.  Thread-safe and
+ * async-signal-safe (for a SIGTERM handler). */
+void vfk_server_stop(struct vfk_server *srv);
+
+/* Callback for a watched fd, on the server thread. */
+typedef void (*vfk_watch_fn)(struct vfk_server *srv, int fd, uint32_t events,
+			     void *arg);
+/*
+ * Call `fn` when `fd` is ready for `events` (EPOLLIN, EPOLLOUT), from
+ * dispatch/run.  For a model's own work: an eventfd its registers kick, a
+ * timerfd.  The fd stays the caller's.  -EEXIST if already watched.
+ */
+int vfk_server_watch(struct vfk_server *srv, int fd, uint32_t events,
+		     vfk_watch_fn fn, void *arg);
+/* Stop watching `fd`.  -ENOENT if not watched. */
+int vfk_server_unwatch(struct vfk_server *srv, int fd);
+
+/* Whether a client is connected and past VERSION. */
+bool vfk_server_connected(struct vfk_server *srv);
+
+/* Counters, for tools and benchmarks. */
+struct vfk_server_stats {
+	uint64_t clients;       /* clients accepted since creation */
+	uint64_t messages;      /* commands handled */
+	uint64_t errors;        /* commands answered with an error */
+	uint64_t dropped;       /* clients dropped for protocol violations */
+	uint64_t dma_messages;  /* DMA_READ/DMA_WRITE sent to clients */
+};
+void vfk_server_get_stats(struct vfk_server *srv, struct vfk_server_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

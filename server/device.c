@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device description: shared memory, identity, BARs, ROM, realize, and the
+ * mmap-area computation (which BAR pages a client may map).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* ---- shared memory ---- */
+
+static size_t host_page(void)
+{
+	long p = sysconf(_SC_PAGESIZE);
+
+	return p > 0 ? (size_t)p : 4096;
+}
+
+static int shm_wrap(int fd, size_t size, struct vfk_shm **out)
+{
+	struct vfk_shm *shm = calloc(1, sizeof(*shm));
+
+	if (!shm)
+		return -ENOMEM;
+	shm->ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (shm->ptr == MAP_FAILED) {
+		int err = -errno;
+
+		free(shm);
+		return err;
+	}
+	shm->fd = fd;
+	shm->size = size;
+	atomic_init(&shm->refs, 1);
+	*out = shm;
+	return 0;
+}
+
+int vfk_shm_create(size_t size, const char *name, struct vfk_shm **out)
+{
+	size_t page = host_page();
+	int fd, rc;
+
+	if (size == 0 || size > SIZE_MAX - page)
+		return -EINVAL;
+	size = (size + page - 1) & ~(page - 1);
+	fd = memfd_create(name ? name : "vfiokit-shm",
+			  MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	/* A client that maps it can neither shrink it under us (SIGBUS) nor
+	 * grow it; the seal set itself is then frozen. */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = shm_wrap(fd, size, out);
+	if (rc)
+		goto fail;
+	return 0;
+fail:
+	close(fd);
+	return rc;
+}
+
+int vfk_shm_from_fd(int fd, size_t size, struct vfk_shm **out)
+{
+	struct stat st;
+
+	if (fd < 0 || size == 0)
+		return -EINVAL;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < size)
+		return -EINVAL; /* mapping past EOF would SIGBUS */
+	return shm_wrap(fd, size, out);
+}
+
+void *vfk_shm_ptr(const struct vfk_shm *shm)
+{
+	return shm->ptr;
+}
+
+size_t vfk_shm_size(const struct vfk_shm *shm)
+{
+	return shm->size;
+}
+
+static void shm_get(struct vfk_shm *shm)
+{
+	atomic_fetch_add(&shm->refs, 1);
+}
+
+void vfk_shm_put(struct vfk_shm *shm)
+{
+	if (!shm || atomic_fetch_sub(&shm->refs, 1) != 1)
+		return;
+	munmap(shm->ptr, shm->size);
+	close(shm->fd);
+	free(shm);
+}
+
+/* ---- device ---- */
+
+int vfk_dev_create(const struct vfk_dev_ops *ops, void *user,
+		   struct vfk_dev **out)
+{
+	static const struct vfk_dev_ops no_ops = { .version = VFK_DEV_OPS_VERSION };
+	struct vfk_dev *dev;
+	int rc;
+
+	if (ops && ops->version < 1)
+		return -EINVAL;
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	dev->ops = ops ? ops : &no_ops;
+	dev->user = user;
+	dev->page_size = host_page();
+	dev->intx_pin = 1;
+	dev->irq_active = -1;
+	dev->intx_unmask_fd = -1;
+	pthread_mutex_init(&dev->irq_lock, NULL);
+	vfk_cfg_init_header(dev);
+	rc = vfk_dma_init(dev, VFK_DEFAULT_MAX_DMA_MAPS);
+	if (rc) {
+		pthread_mutex_destroy(&dev->irq_lock);
+		free(dev);
+		return rc;
+	}
+	*out = dev;
+	return 0;
+}
+
+void vfk_dev_destroy(struct vfk_dev *dev)
+{
+	if (!dev)
+		return;
+	vfk_dma_fini(dev);
+	vfk_irq_fini(dev);
+	for (unsigned i = 0; i < MAX_BARS; i++)
+		vfk_shm_put(dev->bars[i].shm);
+	free(dev->rom);
+	free(dev->msix_table);
+	free(dev->msix_pba);
+	pthread_mutex_destroy(&dev->irq_lock);
+	free(dev);
+}
+
+void *vfk_dev_user(const struct vfk_dev *dev)
+{
+	return dev->user;
+}
+
+struct vfk_server *vfk_dev_server(const struct vfk_dev *dev)
+{
+	return dev->srv;
+}
+
+void vfk_dev_log(struct vfk_dev *dev, enum vfk_log_level level,
+		 const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!dev->srv)
+		return;
+	va_start(ap, fmt);
+	vfk_server_logv(dev->srv, level, fmt, ap);
+	va_end(ap);
+}
+
+int vfk_pci_set_id(struct vfk_dev *dev, const struct vfk_pci_id *id)
+{
+	if (dev->realized)
+		return -EBUSY;
+	if (!id || id->class_code > 0xffffff || id->vendor == 0xffff)
+		return -EINVAL;
+	dev->id = *id;
+	return 0;
+}
+
+int vfk_pci_set_intx_pin(struct vfk_dev *dev, unsigned pin)
+{
+	if (dev->realized)
+		return -EBUSY;
+	if (pin > 4)
+		return -EINVAL;
+	dev->intx_pin = pin;
+	return 0;
+}
+
+int vfk_dev_set_page_size(struct vfk_dev *dev, size_t page_size)
+{
+	if (dev->realized)
+		return -EBUSY;
+	if (page_size != 4096 && page_size != 16384 && page_size != 65536)
+		return -EINVAL;
+	if (page_size < host_page())
+		return -EINVAL; /* cannot map finer than the real page */
+	dev->page_size = page_size;
+	return 0;
+}
+
+static bool is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+int vfk_dev_set_bar(struct vfk_dev *dev, unsigned bar,
+		    const struct vfk_bar_desc *d)
+{
+	struct bar_state *b;
+	bool is64, io;
+
+	if (dev->realized)
+		return -EBUSY;
+	if (bar >= MAX_BARS || !d)
+		return -EINVAL;
+	if (d->flags & ~(VFK_BAR_MEM64 | VFK_BAR_IO | VFK_BAR_PREFETCH))
+		return -EINVAL;
+	io = d->flags & VFK_BAR_IO;
+	is64 = d->flags & VFK_BAR_MEM64;
+	if (io && (d->flags & (VFK_BAR_MEM64 | VFK_BAR_PREFETCH)))
+		return -EINVAL;
+	if (!is_pow2(d->size))
+		return -EINVAL;
+	if (io ? (d->size < 4 || d->size > 256) : d->size < 16)
+		return -EINVAL;
+	if (!is64 && !io && d->size > (1ull << 31))
+		return -EINVAL;
+	if (is64 && bar == MAX_BARS - 1)
+		return -EINVAL;
+	if (dev->bars[bar].present || dev->bars[bar].upper ||
+	    (is64 && (dev->bars[bar + 1].present || dev->bars[bar + 1].upper)))
+		return -EEXIST;
+	if (d->nr_trapped > MAX_TRAPPED - 2)
+		return -E2BIG;
+	for (unsigned i = 0; i < d->nr_trapped; i++) {
+		const struct vfk_range *r = &d->trapped[i];
+
+		if (r->size == 0 || r->offset >= d->size ||
+		    r->size > d->size - r->offset)
+			return -EINVAL;
+	}
+	if (d->shm) {
+		if (io)
+			return -EINVAL; /* I/O space cannot be mapped */
+		if (d->shm_offset > d->shm->size ||
+		    d->size > d->shm->size - d->shm_offset)
+			return -EINVAL;
+	}
+	b = &dev->bars[bar];
+	memset(b, 0, sizeof(*b));
+	b->present = true;
+	b->size = d->size;
+	b->flags = d->flags;
+	if (d->shm) {
+		shm_get(d->shm);
+		b->shm = d->shm;
+		b->shm_offset = d->shm_offset;
+	}
+	memcpy(b->trapped, d->trapped, d->nr_trapped * sizeof(*d->trapped));
+	b->nr_trapped = d->nr_trapped;
+	if (is64)
+		dev->bars[bar + 1].upper = true;
+	return 0;
+}
+
+int vfk_dev_set_rom(struct vfk_dev *dev, const void *image, size_t len)
+{
+	size_t size = 2048;
+
+	if (dev->realized)
+		return -EBUSY;
+	if (!image || len == 0 || len > (16u << 20))
+		return -EINVAL;
+	while (size < len)
+		size <<= 1;
+	free(dev->rom);
+	dev->rom = malloc(len);
+	if (!dev->rom)
+		return -ENOMEM;
+	memcpy(dev->rom, image, len);
+	dev->rom_len = len;
+	dev->rom_size = size;
+	return 0;
+}
+
+/* ---- mmap areas ---- */
+
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/* Does another BAR's backing overlap shm bytes [start, start+len)? */
+static bool shared_with_other_bar(struct vfk_dev *dev, unsigned self,
+				  uint64_t start, uint64_t len)
+{
+	const struct bar_state *me = &dev->bars[self];
+
+	for (unsigned i = 0; i < MAX_BARS; i++) {
+		const struct bar_state *o = &dev->bars[i];
+
+		if (i == self || !o->present || o->shm != me->shm)
+			continue;
+		if (ranges_overlap(start, len, o->shm_offset, o->size))
+			return true;
+	}
+	return false;
+}
+
+static bool page_trapped(const struct bar_state *b, uint64_t off, uint64_t len)
+{
+	for (unsigned i = 0; i < b->nr_trapped; i++)
+		if (ranges_overlap(off, len, b->trapped[i].offset,
+				   b->trapped[i].size))
+			return true;
+	return false;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct vfk_range *x = a, *y = b;
+
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/*
+ * A page of BAR `i` may be mapped when: the BAR has shared memory and starts
+ * on a page boundary in it; the page holds no trapped byte (model ranges,
+ * MSI-X table, PBA); the shm holds the whole page; and no other BAR's
+ * backing lies in the page (a client mapping the page would reach it).
+ * A BAR smaller than a page is thus mappable only when its page is
+ * exclusively its own; its one area is the BAR's size, and a client maps
+ * the whole page around it, as with Linux vfio-pci's sub-page BARs.
+ */
+int vfk_dev_compute_areas(struct vfk_dev *dev)
+{
+	size_t page = dev->page_size;
+
+	for (unsigned i = 0; i < MAX_BARS; i++) {
+		struct bar_state *b = &dev->bars[i];
+		uint64_t npages, run_start = 0;
+		bool in_run = false;
+
+		b->nr_areas = 0;
+		if (!b->present)
+			continue;
+		qsort(b->trapped, b->nr_trapped, sizeof(b->trapped[0]), cmp_range);
+		if (!b->shm || (b->flags & VFK_BAR_IO) || b->shm_offset % page)
+			continue;
+		npages = (b->size + page - 1) / page;
+		for (uint64_t p = 0; p <= npages; p++) {
+			uint64_t off = p * page;
+			bool ok = false;
+
+			if (p < npages) {
+				uint64_t in_bar = b->size - off < page ? b->size - off : page;
+
+				ok = !page_trapped(b, off, in_bar) &&
+				     b->shm_offset + off + page <= b->shm->size &&
+				     !shared_with_other_bar(dev, i, b->shm_offset + off,
+							    page);
+			}
+			if (ok && !in_run) {
+				run_start = off;
+				in_run = true;
+			} else if (!ok && in_run) {
+				uint64_t end = off > b->size ? b->size : off;
+
+				in_run = false;
+				if (b->nr_areas == MAX_AREAS) {
+					vfk_dev_log(dev, VFK_LOG_WARN,
+						    "BAR%u: more than %u mmap areas, "
+						    "the rest stays trapped", i, MAX_AREAS);
+					break;
+				}
+				b->areas[b->nr_areas].offset = run_start;
+				b->areas[b->nr_areas].size = end - run_start;
+				b->nr_areas++;
+			}
+		}
+	}
+	return 0;
+}
+
+int vfk_dev_realize(struct vfk_dev *dev)
+{
+	int rc;
+
+	if (dev->realized)
+		return 0;
+	if (dev->msix_nvec) {
+		struct bar_state *tb = &dev->bars[dev->msix_table_bar];
+		struct bar_state *pb = &dev->bars[dev->msix_pba_bar];
+		uint64_t tlen = (uint64_t)dev->msix_nvec * 16;
+		uint64_t plen = ((dev->msix_nvec + 63) / 64) * 8;
+
+		if (!tb->present || !pb->present || (tb->flags & VFK_BAR_IO) ||
+		    (pb->flags & VFK_BAR_IO))
+			return -EINVAL;
+		if (dev->msix_table_off + tlen > tb->size ||
+		    dev->msix_pba_off + plen > pb->size)
+			return -EINVAL;
+		if (dev->msix_table_bar == dev->msix_pba_bar &&
+		    ranges_overlap(dev->msix_table_off, tlen, dev->msix_pba_off, plen))
+			return -EINVAL;
+		if (tb->nr_trapped >= MAX_TRAPPED || pb->nr_trapped >= MAX_TRAPPED)
+			return -E2BIG;
+		/* Hidden from mappings, served by the library. */
+		tb->trapped[tb->nr_trapped].offset = dev->msix_table_off;
+		tb->trapped[tb->nr_trapped++].size = tlen;
+		pb->trapped[pb->nr_trapped].offset = dev->msix_pba_off;
+		pb->trapped[pb->nr_trapped++].size = plen;
+	}
+	rc = vfk_dev_compute_areas(dev);
+	if (rc)
+		return rc;
+	rc = vfk_irq_init(dev);
+	if (rc)
+		return rc;
+	vfk_cfg_finish_header(dev);
+	memcpy(dev->cfg_reset, dev->cfg, sizeof(dev->cfg));
+	dev->realized = true;
+	return 0;
+}
+
+/* Power-on state of everything the device shows: config space, MSI-X table
+ * and pending bits, INTx line, MSI pending bits. */
+void vfk_dev_reset_state(struct vfk_dev *dev)
+{
+	memcpy(dev->cfg, dev->cfg_reset, sizeof(dev->cfg));
+	vfk_irq_reset(dev);
+}
+
+int vfk_dev_do_reset(struct vfk_dev *dev, enum vfk_reset_kind kind)
+{
+	vfk_dev_reset_state(dev);
+	vfk_dev_log(dev, VFK_LOG_INFO, "device reset (%s)",
+		    kind == VFK_RESET_FLR ? "FLR" : "client");
+	return dev->ops->reset ? dev->ops->reset(dev, kind) : 0;
+}
+
+int vfk_dev_set_disabled_access(struct vfk_dev *dev,
+				enum vfk_disabled_access policy)
+{
+	if (policy != VFK_DISABLED_EIO && policy != VFK_DISABLED_ALL_ONES)
+		return -EINVAL;
+	dev->disabled_access = policy;
+	return 0;
+}

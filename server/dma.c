@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The DMA table: the windows of client memory a device may reach.
+ *
+ * Windows are kept in an array sorted by IOVA; lookup is a binary search,
+ * preceded by a check of the window that answered last (DMA tends to stay
+ * in one window).  Insertion shifts the tail of the array, which is cheap
+ * for the usual ascending map order.
+ *
+ * Mappings.  A client sends an fd with every DMA_MAP, often a fresh dup of
+ * the same memfd (QEMU does that for each RAM section).  One mmap per
+ * window would cost a VMA each and 65,535 windows would exhaust
+ * vm.max_map_count (65,530 by default), so windows are mapped through a
+ * shared mapping of the whole file, one per (inode, protection); the fd
+ * itself is closed as soon as it is mapped.
+ *
+ * Concurrency.  Device threads translate while the server thread changes
+ * the table, so the table has a writer-preferring rwlock, and copies to
+ * mapped windows run under the read lock: an unmap waits for them.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static size_t real_page(void)
+{
+	long p = sysconf(_SC_PAGESIZE);
+
+	return p > 0 ? (size_t)p : 4096;
+}
+
+int vfk_dma_init(struct vfk_dev *dev, uint32_t max)
+{
+	pthread_rwlockattr_t a;
+	int rc;
+
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	rc = pthread_rwlock_init(&dev->dma.lock, &a);
+	pthread_rwlockattr_destroy(&a);
+	if (rc)
+		return -rc;
+	dev->dma.max = max;
+	return 0;
+}
+
+static void file_put(struct dma_table *t, struct dma_file *f)
+{
+	struct dma_file **pp;
+
+	if (!f || --f->refs)
+		return;
+	for (pp = &t->files; *pp; pp = &(*pp)->next) {
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	}
+	munmap(f->base, f->len);
+	free(f);
+}
+
+void vfk_dma_fini(struct vfk_dev *dev)
+{
+	struct dma_table *t = &dev->dma;
+
+	for (size_t i = 0; i < t->n; i++)
+		file_put(t, t->w[i].file);
+	free(t->w);
+	t->w = NULL;
+	t->n = t->cap = 0;
+	pthread_rwlock_destroy(&t->lock);
+}
+
+size_t vfk_dma_count(struct vfk_dev *dev)
+{
+	return dev->dma.n;
+}
+
+/* Index of the first window whose iova is greater than `iova`. */
+static size_t upper_bound(const struct dma_table *t, uint64_t iova)
+{
+	size_t lo = 0, hi = t->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->w[mid].iova <= iova)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The window containing `iova`, or NULL.  Caller holds the lock. */
+static struct dma_win *lookup(struct dma_table *t, uint64_t iova, size_t *hint)
+{
+	size_t i = *hint;
+
+	if (i < t->n && t->w[i].iova <= iova && iova <= t->w[i].last)
+		return &t->w[i];
+	i = upper_bound(t, iova);
+	if (i == 0 || t->w[i - 1].last < iova)
+		return NULL;
+	*hint = i - 1;
+	return &t->w[i - 1];
+}
+
+/* Map the file behind `fd` so that [off, off+size) is reachable. */
+static int file_get(struct dma_table *t, int fd, uint64_t off, uint64_t size,
+		    uint32_t prot, struct dma_file **out, uint8_t **host)
+{
+	struct stat st;
+	struct dma_file *f;
+	int acc, mprot;
+	uint64_t map_off, map_len;
+	size_t page = real_page();
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
+		return -EINVAL; /* sockets, pipes, directories: not memory */
+	acc = fcntl(fd, F_GETFL);
+	if (acc < 0)
+		return -errno;
+	acc &= O_ACCMODE;
+	if (acc == O_WRONLY)
+		return -EACCES;
+	if ((prot & VFK_DMA_WRITE) && acc != O_RDWR)
+		return -EACCES;
+	mprot = acc == O_RDWR ? PROT_READ | PROT_WRITE : PROT_READ;
+	if (S_ISREG(st.st_mode)) {
+		/* Touching a page past EOF raises SIGBUS: refuse up front. */
+		if (off > (uint64_t)st.st_size || size > (uint64_t)st.st_size - off)
+			return -EINVAL;
+		map_off = 0;
+		map_len = ((uint64_t)st.st_size + page - 1) & ~(uint64_t)(page - 1);
+	} else {
+		map_off = off & ~(uint64_t)(page - 1);
+		map_len = ((off + size + page - 1) & ~(uint64_t)(page - 1)) - map_off;
+	}
+	for (f = t->files; f; f = f->next) {
+		if (f->dev == st.st_dev && f->ino == st.st_ino && f->prot == mprot &&
+		    f->map_off <= off && off - f->map_off <= f->len &&
+		    size <= f->len - (off - f->map_off)) {
+			f->refs++;
+			*out = f;
+			*host = f->base + (off - f->map_off);
+			return 0;
+		}
+	}
+	if (map_len > SIZE_MAX)
+		return -ENOMEM;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->base = mmap(NULL, (size_t)map_len, mprot, MAP_SHARED, fd, (off_t)map_off);
+	if (f->base == MAP_FAILED) {
+		int err = errno == ENODEV ? -EINVAL : -errno;
+
+		free(f);
+		return err;
+	}
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->prot = mprot;
+	f->map_off = map_off;
+	f->len = (size_t)map_len;
+	f->refs = 1;
+	f->next = t->files;
+	t->files = f;
+	*out = f;
+	*host = f->base + (off - map_off);
+	return 0;
+}
+
+int vfk_dma_add(struct vfk_dev *dev, uint64_t iova, uint64_t size,
+		uint32_t prot, int fd, uint64_t fd_offset)
+{
+	struct dma_table *t = &dev->dma;
+	struct dma_win w = { .iova = iova, .last = iova + size - 1, .prot = prot };
+	size_t i;
+	int rc;
+
+	if (size == 0 || w.last < iova)
+		return -EINVAL;
+	if (t->n >= t->max)
+		return -ENOSPC;
+	/* Only the server thread changes the table, so it may look at it
+	 * without the lock; the write lock guards readers on other threads. */
+	i = upper_bound(t, iova);
+	if ((i > 0 && t->w[i - 1].last >= iova) || (i < t->n && t->w[i].iova <= w.last))
+		return -EEXIST;
+	if (fd >= 0) {
+		rc = file_get(t, fd, fd_offset, size, prot, &w.file, &w.host);
+		if (rc)
+			return rc;
+	}
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 64;
+		struct dma_win *nw;
+
+		pthread_rwlock_wrlock(&t->lock);
+		nw = realloc(t->w, cap * sizeof(*nw));
+		if (nw) {
+			t->w = nw;
+			t->cap = cap;
+		}
+		pthread_rwlock_unlock(&t->lock);
+		if (!nw) {
+			file_put(t, w.file);
+			return -ENOMEM;
+		}
+	}
+	pthread_rwlock_wrlock(&t->lock);
+	memmove(&t->w[i + 1], &t->w[i], (t->n - i) * sizeof(w));
+	t->w[i] = w;
+	t->n++;
+	pthread_rwlock_unlock(&t->lock);
+	if (dev->ops->dma_map) {
+		struct vfk_dma_window pub = { iova, size, prot, w.host };
+
+		dev->ops->dma_map(dev, &pub);
+	}
+	return 0;
+}
+
+static void notify_unmap(struct vfk_dev *dev, size_t from, size_t to)
+{
+	if (!dev->ops->dma_unmap)
+		return;
+	for (size_t k = from; k < to; k++) {
+		const struct dma_win *w = &dev->dma.w[k];
+		struct vfk_dma_window pub = { w->iova, w->last - w->iova + 1,
+					      w->prot, w->host };
+
+		dev->ops->dma_unmap(dev, &pub);
+	}
+}
+
+static void remove_range(struct vfk_dev *dev, size_t from, size_t to)
+{
+	struct dma_table *t = &dev->dma;
+	struct dma_file *files[64];
+	size_t nf = 0;
+
+	notify_unmap(dev, from, to);
+	pthread_rwlock_wrlock(&t->lock);
+	for (size_t k = from; k < to; k++) {
+		if (!t->w[k].file)
+			continue;
+		if (nf < 64)
+			files[nf++] = t->w[k].file;
+		else
+			file_put(t, t->w[k].file);
+	}
+	memmove(&t->w[from], &t->w[to], (t->n - to) * sizeof(t->w[0]));
+	t->n -= to - from;
+	pthread_rwlock_unlock(&t->lock);
+	for (size_t k = 0; k < nf; k++)
+		file_put(t, files[k]);
+}
+
+/*
+ * Remove the windows inside [iova, iova+size).  As with Linux's type1v2
+ * IOMMU, a range may cover several whole windows but may not cut one:
+ * -EINVAL then, and nothing is removed.  -ENOENT if it covers none.
+ */
+int vfk_dma_remove(struct vfk_dev *dev, uint64_t iova, uint64_t size)
+{
+	struct dma_table *t = &dev->dma;
+	uint64_t last = iova + size - 1;
+	size_t from, to;
+
+	if (size == 0 || last < iova)
+		return -EINVAL;
+	from = upper_bound(t, iova);
+	if (from > 0 && t->w[from - 1].last >= iova)
+		return -EINVAL; /* would cut the window that holds iova */
+	to = from;
+	while (to < t->n && t->w[to].iova <= last) {
+		if (t->w[to].last > last)
+			return -EINVAL;
+		to++;
+	}
+	if (to == from)
+		return -ENOENT;
+	remove_range(dev, from, to);
+	return 0;
+}
+
+void vfk_dma_remove_all(struct vfk_dev *dev)
+{
+	if (dev->dma.n)
+		remove_range(dev, 0, dev->dma.n);
+}
+
+/* ---- translation and copies ---- */
+
+static int check_range(struct dma_table *t, uint64_t iova, uint64_t len,
+		       uint32_t prot, size_t *hint, bool *has_msg)
+{
+	uint64_t cur = iova, end = iova + len;
+
+	*has_msg = false;
+	while (cur != end) {
+		struct dma_win *w = lookup(t, cur, hint);
+		uint64_t chunk;
+
+		if (!w)
+			return -EFAULT;
+		if ((prot & w->prot) != prot)
+			return -EACCES;
+		if (!w->host)
+			*has_msg = true;
+		chunk = w->last - cur + 1;
+		if (chunk == 0 || chunk > end - cur) /* 0: window reaches 2^64 */
+			chunk = end - cur;
+		cur += chunk;
+	}
+	return 0;
+}
+
+int vfk_dma_translate(struct vfk_dev *dev, uint64_t iova, uint64_t len,
+		      uint32_t prot, struct vfk_sg *sg, unsigned max)
+{
+	struct dma_table *t = &dev->dma;
+	uint64_t cur = iova, end = iova + len;
+	size_t hint = atomic_load_explicit(&t->hint, memory_order_relaxed);
+	unsigned n = 0;
+	int rc = 0;
+
+	if (len == 0)
+		return 0;
+	if (end < iova && end != 0)
+		return -EFAULT;
+	if (prot == 0 || (prot & ~(VFK_PROT_READ | VFK_PROT_WRITE)))
+		return -EINVAL;
+	pthread_rwlock_rdlock(&t->lock);
+	do {
+		struct dma_win *w = lookup(t, cur, &hint);
+		uint64_t chunk;
+
+		if (!w) {
+			rc = -EFAULT;
+			break;
+		}
+		if ((prot & w->prot) != prot) {
+			rc = -EACCES;
+			break;
+		}
+		if (n == max) {
+			rc = -ENOSPC;
+			break;
+		}
+		chunk = w->last - cur + 1;
+		if (chunk == 0 || chunk > end - cur)
+			chunk = end - cur;
+		sg[n].iova = cur;
+		sg[n].len = chunk;
+		sg[n].host = w->host ? w->host + (cur - w->iova) : NULL;
+		n++;
+		cur += chunk;
+	} while (cur != end);
+	pthread_rwlock_unlock(&t->lock);
+	atomic_store_explicit(&t->hint, hint, memory_order_relaxed);
+	return rc ? rc : (int)n;
+}
+
+static int dma_copy(struct vfk_dev *dev, bool write, uint64_t iova, void *buf,
+		    size_t len)
+{
+	struct dma_table *t = &dev->dma;
+	uint32_t prot = write ? VFK_PROT_WRITE : VFK_PROT_READ;
+	uint64_t cur = iova, end = iova + len;
+	uint8_t *b = buf;
+	size_t hint = atomic_load_explicit(&t->hint, memory_order_relaxed);
+	bool has_msg;
+	int rc;
+
+	if (len == 0)
+		return 0;
+	if (end < iova && end != 0)
+		return -EFAULT;
+	pthread_rwlock_rdlock(&t->lock);
+	rc = check_range(t, iova, len, prot, &hint, &has_msg);
+	if (rc || !has_msg) {
+		/* The common case: everything mapped, copied under the lock
+		 * so that an unmap cannot pull a window away mid-copy. */
+		while (!rc && cur != end) {
+			struct dma_win *w = lookup(t, cur, &hint);
+			uint64_t chunk = w->last - cur + 1;
+
+			if (chunk == 0 || chunk > end - cur)
+				chunk = end - cur;
+			if (write)
+				memcpy(w->host + (cur - w->iova), b, chunk);
+			else
+				memcpy(b, w->host + (cur - w->iova), chunk);
+			b += chunk;
+			cur += chunk;
+		}
+		pthread_rwlock_unlock(&t->lock);
+		atomic_store_explicit(&t->hint, hint, memory_order_relaxed);
+		return rc;
+	}
+	pthread_rwlock_unlock(&t->lock);
+
+	/* Some window has no mapping: go window by window, dropping the lock
+	 * around the messages (the client must be able to answer). */
+	if (!dev->srv || dev->in_region_cb ||
+	    !pthread_equal(pthread_self(), dev->srv_thread))
+		return -EDEADLK;
+	while (cur != end) {
+		struct dma_win *w;
+		uint64_t chunk;
+		uint8_t *host;
+
+		pthread_rwlock_rdlock(&t->lock);
+		w = lookup(t, cur, &hint);
+		if (!w || (prot & w->prot) != prot) {
+			pthread_rwlock_unlock(&t->lock);
+			return w ? -EACCES : -EFAULT;
+		}
+		chunk = w->last - cur + 1;
+		if (chunk == 0 || chunk > end - cur)
+			chunk = end - cur;
+		host = w->host ? w->host + (cur - w->iova) : NULL;
+		if (host) {
+			if (write)
+				memcpy(host, b, chunk);
+			else
+				memcpy(b, host, chunk);
+			pthread_rwlock_unlock(&t->lock);
+		} else {
+			pthread_rwlock_unlock(&t->lock);
+			rc = vfk_server_dma_msg(dev->srv, write, cur, b, chunk);
+			if (rc)
+				return rc;
+		}
+		b += chunk;
+		cur += chunk;
+	}
+	return 0;
+}
+
+int vfk_dma_read(struct vfk_dev *dev, uint64_t iova, void *buf, size_t len)
+{
+	return dma_copy(dev, false, iova, buf, len);
+}
+
+int vfk_dma_write(struct vfk_dev *dev, uint64_t iova, const void *buf,
+		  size_t len)
+{
+	return dma_copy(dev, true, iova, (void *)buf, len);
+}

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vfiokit serve MODEL: a vfio-user backend program.  Follows the spec's
+ * conventions: never daemonizes, honours SIGTERM, accepts --socket-path or
+ * --fd.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "registry.h"
+#include "tools.h"
+
+static struct vfk_server *g_srv;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (g_srv)
+		vfk_server_stop(g_srv); /* async-signal-safe: an eventfd write */
+}
+
+void tool_log(void *user, enum vfk_log_level level, const char *msg)
+{
+	static const char *names[8] = { [VFK_LOG_ERR] = "error", [VFK_LOG_WARN] = "warning",
+					[VFK_LOG_INFO] = "info", [VFK_LOG_DEBUG] = "debug" };
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	fprintf(stderr, "%s[%ld.%03ld] %s: %s\n", user ? (const char *)user : "",
+		(long)ts.tv_sec, ts.tv_nsec / 1000000, names[level & 7] ? names[level & 7] : "log",
+		msg);
+}
+
+static void serve_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vfiokit serve MODEL (--socket PATH | --fd N) [options]\n"
+		"\n"
+		"Serve device MODEL over vfio-user until SIGTERM or SIGINT.\n"
+		"\n"
+		"  --socket PATH, --socket-path PATH\n"
+		"                        listen on a new UNIX socket at PATH (a stale\n"
+		"                        socket file is replaced, a live one refused)\n"
+		"  --fd N                serve the already listening or connected\n"
+		"                        UNIX stream socket N\n"
+		"  --page-size N         host page size to assume for mmap decisions:\n"
+		"                        4096, 16384 or 65536 (default: the real one)\n"
+		"  --disabled-access P   BAR access with decoding off: 'eio' (vfio-pci,\n"
+		"                        default) or 'ones' (all-ones reads, dropped writes)\n"
+		"  --backing PATH        backing file for models that store data\n"
+		"  --once                exit when the first client disconnects\n"
+		"  -v, --verbose         log every message (repeat for more)\n"
+		"  -q, --quiet           log errors only\n"
+		"\nmodels:\n");
+	for (size_t i = 0; vfk_model_at(i); i++)
+		fprintf(f, "  %-10s %s\n", vfk_model_at(i)->name, vfk_model_at(i)->summary);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "socket-path", required_argument, NULL, 's' },
+		{ "fd", required_argument, NULL, 'f' },
+		{ "page-size", required_argument, NULL, 'p' },
+		{ "disabled-access", required_argument, NULL, 'd' },
+		{ "backing", required_argument, NULL, 'b' },
+		{ "once", no_argument, NULL, 'o' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct vfk_model_opts mo = { 0 };
+	struct vfk_server_opts so = { .version = VFK_SERVER_OPTS_VERSION,
+				      .log = tool_log, .log_level = VFK_LOG_INFO };
+	const struct vfk_model *model;
+	const char *path = NULL;
+	struct vfk_dev *dev = NULL;
+	struct sigaction sa;
+	int fd = -1, c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "vqh", lo, NULL)) != -1) {
+		char *end;
+
+		switch (c) {
+		case 's':
+			path = optarg;
+			break;
+		case 'f':
+			fd = (int)strtol(optarg, &end, 10);
+			if (*end || fd < 0) {
+				fprintf(stderr, "vfiokit serve: bad --fd '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'p':
+			mo.page_size = strtoul(optarg, &end, 0);
+			if (*end || (mo.page_size != 4096 && mo.page_size != 16384 &&
+				     mo.page_size != 65536)) {
+				fprintf(stderr, "vfiokit serve: --page-size must be 4096, 16384 or 65536\n");
+				return 2;
+			}
+			break;
+		case 'd':
+			if (!strcmp(optarg, "eio")) {
+				mo.disabled_access = VFK_DISABLED_EIO;
+			} else if (!strcmp(optarg, "ones")) {
+				mo.disabled_access = VFK_DISABLED_ALL_ONES;
+			} else {
+				fprintf(stderr, "vfiokit serve: --disabled-access is 'eio' or 'ones'\n");
+				return 2;
+			}
+			break;
+		case 'b':
+			mo.backing = optarg;
+			break;
+		case 'o':
+			so.exit_on_disconnect = true;
+			break;
+		case 'v':
+			so.log_level = VFK_LOG_DEBUG;
+			break;
+		case 'q':
+			so.log_level = VFK_LOG_ERR;
+			break;
+		case 'h':
+			serve_usage(stdout);
+			return 0;
+		default:
+			serve_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		serve_usage(stderr);
+		return 2;
+	}
+	model = vfk_model_find(argv[optind]);
+	if (!model) {
+		fprintf(stderr, "vfiokit serve: unknown model '%s'\n", argv[optind]);
+		serve_usage(stderr);
+		return 2;
+	}
+	if ((path == NULL) == (fd < 0)) {
+		fprintf(stderr, "vfiokit serve: give exactly one of --socket and --fd\n");
+		return 2;
+	}
+	so.log_user = "";
+	rc = model->create(&mo, &dev);
+	if (rc) {
+		fprintf(stderr, "vfiokit serve: cannot create %s: %s\n", model->name,
+			vfk_strerror(rc));
+		return 1;
+	}
+	rc = vfk_server_create(dev, &so, &g_srv);
+	if (rc) {
+		fprintf(stderr, "vfiokit serve: cannot create server: %s\n", vfk_strerror(rc));
+		model->destroy(dev);
+		return 1;
+	}
+	rc = path ? vfk_server_listen(g_srv, path) : vfk_server_adopt_fd(g_srv, fd);
+	if (rc) {
+		fprintf(stderr, "vfiokit serve: cannot use %s%s: %s\n",
+			path ? "socket " : "fd ", path ? path : argv[optind], vfk_strerror(rc));
+		vfk_server_destroy(g_srv);
+		model->destroy(dev);
+		return 1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (path)
+		fprintf(stderr, "vfiokit: serving %s on %s\n", model->name, path);
+	else
+		fprintf(stderr, "vfiokit: serving %s on fd %d\n", model->name, fd);
+
+	rc = vfk_server_run(g_srv);
+	if (rc < 0)
+		fprintf(stderr, "vfiokit serve: %s\n", vfk_strerror(rc));
+	else
+		fprintf(stderr, "vfiokit: stopped\n");
+	vfk_server_destroy(g_srv);
+	g_srv = NULL;
+	model->destroy(dev);
+	return rc < 0 ? 1 : 0;
+}
+
+int cmd_models(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	for (size_t i = 0; vfk_model_at(i); i++)
+		printf("%-10s %s\n", vfk_model_at(i)->name, vfk_model_at(i)->summary);
+	return 0;
+}
