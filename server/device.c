@@ -272,7 +272,8 @@ int vfk_dev_set_bar(struct vfk_dev *dev, unsigned bar,
 		b->shm = d->shm;
 		b->shm_offset = d->shm_offset;
 	}
-	memcpy(b->trapped, d->trapped, d->nr_trapped * sizeof(*d->trapped));
+	if (d->nr_trapped)
+		memcpy(b->trapped, d->trapped, d->nr_trapped * sizeof(*d->trapped));
 	b->nr_trapped = d->nr_trapped;
 	if (is64)
 		dev->bars[bar + 1].upper = true;

@@ -284,7 +284,9 @@ int vfk_dma_remove(struct vfk_dev *dev, uint64_t iova, uint64_t size)
 	if (size == 0 || last < iova)
 		return -EINVAL;
 	from = upper_bound(t, iova);
-	if (from > 0 && t->w[from - 1].last >= iova)
+	if (from > 0 && t->w[from - 1].iova == iova)
+		from--; /* the range starts with this window */
+	else if (from > 0 && t->w[from - 1].last >= iova)
 		return -EINVAL; /* would cut the window that holds iova */
 	to = from;
 	while (to < t->n && t->w[to].iova <= last) {

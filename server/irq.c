@@ -503,7 +503,7 @@ static int bind_eventfds(struct vfk_dev *dev, unsigned index, uint32_t start,
 
 			while ((1u << log2n) < start + count)
 				log2n++;
-			if (((f & PCI_MSI_FLAGS_QSIZE) >> 4) < log2n)
+			if ((unsigned)((f & PCI_MSI_FLAGS_QSIZE) >> 4) < log2n)
 				f = (uint16_t)((f & ~PCI_MSI_FLAGS_QSIZE) | (log2n << 4));
 			put16(dev->cfg + fo, f);
 		}

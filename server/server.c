@@ -943,6 +943,10 @@ static void accept_client(struct vfk_server *srv)
 
 	if (fd < 0)
 		return;
+	/* The previous client may have closed a moment before this one
+	 * connected; notice that first rather than refuse a reconnect. */
+	if (srv->ch)
+		conn_input(srv);
 	if (srv->ch) {
 		/* One client at a time: the spec gives each client its own
 		 * socket; a second connection is refused by closing it. */

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The server's DMA table with real memfds: overlap and cut rules,
+ * translation across windows, protection, the checks on the fds a client
+ * sends, and that 65,535 windows of one memfd cost one mapping.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+
+#define MEM_SIZE (1u << 20)
+
+struct fixture {
+	struct vfk_dev *dev;
+	int memfd;
+	uint8_t *mem;
+	int unmaps;
+};
+
+static struct fixture fx;
+
+static void on_unmap(struct vfk_dev *dev, const struct vfk_dma_window *w)
+{
+	(void)dev;
+	(void)w;
+	fx.unmaps++;
+}
+
+static const struct vfk_dev_ops ops = { .version = 1, .dma_unmap = on_unmap };
+
+static int setup(void **state)
+{
+	assert_int_equal(vfk_dev_create(&ops, NULL, &fx.dev), 0);
+	fx.memfd = memfd_create("t", MFD_CLOEXEC);
+	assert_int_equal(ftruncate(fx.memfd, MEM_SIZE), 0);
+	fx.mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fx.memfd, 0);
+	assert_true(fx.mem != MAP_FAILED);
+	fx.unmaps = 0;
+	*state = &fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	vfk_dev_destroy(fx.dev);
+	munmap(fx.mem, MEM_SIZE);
+	close(fx.memfd);
+	return 0;
+}
+
+static const uint32_t RW = VFK_PROT_READ | VFK_PROT_WRITE;
+
+static void test_add_remove(void **state)
+{
+	struct vfk_dev *d = fx.dev;
+
+	(void)state;
+	assert_int_equal(vfk_dma_add(d, 0x10000, 0x1000, RW, fx.memfd, 0), 0);
+	assert_int_equal(vfk_dma_add(d, 0x11000, 0x1000, RW, fx.memfd, 0x1000), 0);
+	assert_int_equal(vfk_dma_add(d, 0x10800, 0x100, RW, fx.memfd, 0), -EEXIST);
+	assert_int_equal(vfk_dma_add(d, 0xf000, 0x1001, RW, -1, 0), -EEXIST);
+	assert_int_equal(vfk_dma_add(d, 0x11fff, 0x10, RW, -1, 0), -EEXIST);
+	assert_int_equal(vfk_dma_add(d, 0xf000, 0x1000, RW, -1, 0), 0); /* adjacent is fine */
+	assert_int_equal(vfk_dma_count(d), 3);
+	/* Cutting a window is refused; covering whole ones removes them all. */
+	assert_int_equal(vfk_dma_remove(d, 0x10000, 0x800), -EINVAL);
+	assert_int_equal(vfk_dma_remove(d, 0x10800, 0x1000), -EINVAL);
+	assert_int_equal(vfk_dma_remove(d, 0x20000, 0x1000), -ENOENT);
+	assert_int_equal(vfk_dma_remove(d, 0x10000, 0x2000), 0);
+	assert_int_equal(fx.unmaps, 2);
+	assert_int_equal(vfk_dma_count(d), 1);
+	vfk_dma_remove_all(d);
+	assert_int_equal(vfk_dma_count(d), 0);
+	/* The very top of the IOVA space. */
+	assert_int_equal(vfk_dma_add(d, UINT64_MAX - 0xfff, 0x1000, RW, fx.memfd, 0), 0);
+	assert_int_equal(vfk_dma_remove(d, UINT64_MAX - 0xfff, 0x1000), 0);
+}
+
+static void test_translate_and_copy(void **state)
+{
+	struct vfk_dev *d = fx.dev;
+	struct vfk_sg sg[4];
+	uint8_t buf[0x2000];
+
+	(void)state;
+	/* Two adjacent windows at different file offsets, one read-only. */
+	assert_int_equal(vfk_dma_add(d, 0x100000, 0x1000, RW, fx.memfd, 0x8000), 0);
+	assert_int_equal(vfk_dma_add(d, 0x101000, 0x1000, VFK_PROT_READ, fx.memfd, 0x2000), 0);
+	assert_int_equal(vfk_dma_translate(d, 0x100ff0, 0x20, VFK_PROT_READ, sg, 4), 2);
+	assert_int_equal(sg[0].len, 0x10);
+	/* The table maps the file itself: check the bytes, not addresses. */
+	fx.mem[0x8ff0] = 0x5c;
+	fx.mem[0x2000] = 0x6d;
+	assert_int_equal(*(uint8_t *)sg[0].host, 0x5c);
+	assert_int_equal(*(uint8_t *)sg[1].host, 0x6d);
+	assert_int_equal(vfk_dma_translate(d, 0x100ff0, 0x20, VFK_PROT_WRITE, sg, 4), -EACCES);
+	assert_int_equal(vfk_dma_translate(d, 0x100ff0, 0x20, VFK_PROT_READ, sg, 1), -ENOSPC);
+	assert_int_equal(vfk_dma_translate(d, 0x101ff0, 0x20, VFK_PROT_READ, sg, 4), -EFAULT);
+	assert_int_equal(vfk_dma_translate(d, 0xfffff, 2, VFK_PROT_READ, sg, 4), -EFAULT);
+
+	memset(fx.mem + 0x8000, 0xa1, 0x1000);
+	memset(fx.mem + 0x2000, 0xb2, 0x1000);
+	assert_int_equal(vfk_dma_read(d, 0x100000, buf, 0x2000), 0);
+	assert_int_equal(buf[0xfff], 0xa1);
+	assert_int_equal(buf[0x1000], 0xb2);
+	/* A write that would touch the read-only window changes nothing. */
+	memset(buf, 0x33, sizeof(buf));
+	assert_int_equal(vfk_dma_write(d, 0x100800, buf, 0x1000), -EACCES);
+	assert_int_equal(fx.mem[0x8800], 0xa1);
+	assert_int_equal(vfk_dma_write(d, 0x100800, buf, 0x800), 0);
+	assert_int_equal(fx.mem[0x8800], 0x33);
+	/* A window without fd needs the client: no server here. */
+	assert_int_equal(vfk_dma_add(d, 0x200000, 0x1000, RW, -1, 0), 0);
+	assert_int_equal(vfk_dma_read(d, 0x200000, buf, 16), -EDEADLK);
+}
+
+static void test_bad_fds(void **state)
+{
+	struct vfk_dev *d = fx.dev;
+	int p[2], ro;
+	char path[] = "/tmp/vfk-dma-ro.XXXXXX";
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(vfk_dma_add(d, 0, 0x1000, RW, p[0], 0), -EINVAL);
+	close(p[0]);
+	close(p[1]);
+	/* Past the end of the file: touching it would SIGBUS the server. */
+	assert_int_equal(vfk_dma_add(d, 0, 0x1000, RW, fx.memfd, MEM_SIZE - 0x800), -EINVAL);
+	/* Read-only fd: mapping for read works, for write is refused. */
+	ro = mkstemp(path);
+	assert_true(ro >= 0);
+	assert_int_equal(ftruncate(ro, 0x2000), 0);
+	close(ro);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	unlink(path);
+	assert_int_equal(vfk_dma_add(d, 0, 0x1000, RW, ro, 0), -EACCES);
+	assert_int_equal(vfk_dma_add(d, 0, 0x1000, VFK_PROT_READ, ro, 0), 0);
+	close(ro);
+}
+
+/* Mappings of the test memfd (named "t") in this process. */
+static int count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, "/memfd:t "))
+			n++;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+static void test_many_windows_one_mapping(void **state)
+{
+	struct vfk_dev *d = fx.dev;
+	int before = count_maps(), after;
+	struct vfk_sg sg;
+
+	(void)state;
+	/* 65,535 windows of 16 bytes in one memfd: more than vm.max_map_count
+	 * if each had its own mapping. */
+	for (uint32_t i = 0; i < VFK_DEFAULT_MAX_DMA_MAPS; i++)
+		assert_int_equal(vfk_dma_add(d, (uint64_t)i << 12, 16, RW, fx.memfd, i * 16u), 0);
+	after = count_maps();
+	assert_int_equal(after - before, 1);
+	assert_int_equal(vfk_dma_add(d, 1ull << 40, 16, RW, fx.memfd, 0), -ENOSPC);
+	assert_int_equal(vfk_dma_translate(d, (40000ull << 12) + 4, 4, VFK_PROT_READ, &sg, 1), 1);
+	fx.mem[40000 * 16 + 4] = 0x7e;
+	assert_int_equal(*(uint8_t *)sg.host, 0x7e);
+	vfk_dma_remove_all(d);
+	assert_int_equal(fx.unmaps, VFK_DEFAULT_MAX_DMA_MAPS);
+	assert_int_equal(count_maps(), before);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_add_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_translate_and_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_fds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_windows_one_mapping, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
