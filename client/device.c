@@ -437,6 +437,70 @@ int vfk_device_dma_map(struct vfk_device *d, const struct vfk_dma_mapping *m)
 	return d->ops->dma_map(d, m);
 }
 
+static int cmp_iova(const void *a, const void *b)
+{
+	const struct vfk_dma_mapping *x = a, *y = b;
+
+	return x->iova < y->iova ? -1 : x->iova > y->iova;
+}
+
+/* Does `b` continue `a` so that one window can stand for both? */
+static bool continues(const struct vfk_dma_mapping *a, const struct vfk_dma_mapping *b)
+{
+	if (a->iova + a->size != b->iova || a->prot != b->prot)
+		return false;
+	if ((a->fd < 0) != (b->fd < 0) || (!a->vaddr) != (!b->vaddr))
+		return false;
+	if (a->fd >= 0 && (a->fd != b->fd || a->fd_offset + a->size != b->fd_offset))
+		return false;
+	return !a->vaddr || (uint8_t *)a->vaddr + a->size == b->vaddr;
+}
+
+int vfk_device_dma_map_many(struct vfk_device *d, const struct vfk_dma_mapping *m,
+			    unsigned n)
+{
+	struct vfk_dma_mapping *sorted, cur;
+	unsigned sent = 0;
+	int rc = 0;
+
+	if (!n || !m)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		if (m[i].size == 0 || m[i].iova + m[i].size - 1 < m[i].iova ||
+		    !m[i].prot || (m[i].prot & ~(VFK_DMA_READ | VFK_DMA_WRITE)) ||
+		    (!m[i].vaddr && m[i].fd < 0))
+			return -EINVAL;
+	sorted = malloc(n * sizeof(*sorted));
+	if (!sorted)
+		return -ENOMEM;
+	memcpy(sorted, m, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_iova);
+	cur = sorted[0];
+	for (unsigned i = 1; i <= n && !rc; i++) {
+		if (i < n && continues(&cur, &sorted[i]) &&
+		    cur.size + sorted[i].size > cur.size) {
+			cur.size += sorted[i].size;
+			continue;
+		}
+		rc = d->ops->dma_map(d, &cur);
+		if (!rc) {
+			/* The array doubles as the undo list: slot `sent` is
+			 * behind `i`, already consumed. */
+			sorted[sent++] = cur;
+			if (i < n)
+				cur = sorted[i];
+		}
+	}
+	if (rc) {
+		for (unsigned k = 0; k < sent; k++)
+			d->ops->dma_unmap(d, sorted[k].iova, sorted[k].size, false);
+		free(sorted);
+		return rc;
+	}
+	free(sorted);
+	return (int)sent;
+}
+
 int vfk_device_dma_unmap(struct vfk_device *d, uint64_t iova, uint64_t size)
 {
 	if (size == 0 || iova + size - 1 < iova)

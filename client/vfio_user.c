@@ -425,6 +425,35 @@ static int on_cap(void *arg, uint16_t id, uint16_t version, const uint8_t *body,
 	case VFK_REGION_CAP_MSIX_MAPPABLE:
 		rc->info.msix_mappable = true;
 		break;
+	case VFK_REGION_CAP_VFK_LAYOUT: {
+		struct vfk_region_layout_wire l;
+
+		if (len < sizeof(l))
+			return -EPROTO;
+		memcpy(&l, body, sizeof(l));
+		if (!l.page_size || (l.page_size & (l.page_size - 1)) ||
+		    l.in_page_offset != l.fd_offset % l.page_size)
+			return -EPROTO;
+		rc->info.has_layout = true;
+		rc->info.fd_offset = l.fd_offset;
+		rc->info.page_size = l.page_size;
+		rc->info.in_page_offset = l.in_page_offset;
+		rc->info.layout_flags = l.flags;
+		break;
+	}
+	case VFK_REGION_CAP_VFK_ATTRS: {
+		struct vfk_region_attrs_wire a;
+
+		if (len < sizeof(a))
+			return -EPROTO;
+		memcpy(&a, body, sizeof(a));
+		if (a.backed_size > rc->info.size)
+			return -EPROTO;
+		rc->info.has_attrs = true;
+		rc->info.attrs = a.flags;
+		rc->info.backed_size = a.backed_size;
+		break;
+	}
 	default:
 		vfk_client_log(cw->d, VFK_LOG_DEBUG, "region %u: unknown capability %u",
 			       rc->info.index, id);

@@ -3,6 +3,7 @@
 #ifndef VFK_DEVICES_REGISTRY_H
 #define VFK_DEVICES_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "vfiokit/server.h"
@@ -12,6 +13,9 @@ struct vfk_model_opts {
 	size_t page_size;     /* host page size to assume; 0: the real one */
 	enum vfk_disabled_access disabled_access; /* decoding-off policy */
 	const char *backing;  /* backing file or block device, or NULL */
+	bool msix_mappable;   /* offer MSI-X BARs whole (MSIX_MAPPABLE) */
+	bool swap_on_disable; /* stop honouring mappings while decoding is off */
+	unsigned dma_mask_bits; /* the device's DMA address width; 0: 64 */
 };
 
 struct vfk_model {

@@ -261,6 +261,40 @@ int vfk_pci_add_express(struct vfk_dev *dev, enum vfk_pcie_type type,
 				exp_written);
 }
 
+/* ---- Advanced Features (FLR for conventional PCI) ---- */
+
+static void af_written(struct vfk_dev *dev, uint32_t off, uint32_t len,
+		       const uint8_t *old)
+{
+	uint32_t ctl = dev->af_off + PCI_AF_CTRL;
+
+	(void)old;
+	if (off > ctl || off + len <= ctl)
+		return;
+	if (dev->cfg[ctl] & PCI_AF_CTRL_FLR) {
+		dev->cfg[ctl] &= (uint8_t)~PCI_AF_CTRL_FLR; /* reads as 0 */
+		dev->flr_requested = true;
+	}
+}
+
+int vfk_pci_add_af(struct vfk_dev *dev)
+{
+	uint16_t off;
+	int rc;
+
+	if (dev->af_off)
+		return -EEXIST;
+	rc = std_cap_alloc(dev, PCI_CAP_ID_AF, PCI_CAP_AF_SIZEOF, &off);
+	if (rc)
+		return rc;
+	dev->cfg[off + PCI_AF_LENGTH] = PCI_CAP_AF_SIZEOF;
+	/* Transactions Pending (always clear here) and FLR supported. */
+	dev->cfg[off + PCI_AF_CAP] = PCI_AF_CAP_TP | PCI_AF_CAP_FLR;
+	dev->wmask[off + PCI_AF_CTRL] = PCI_AF_CTRL_FLR;
+	dev->af_off = off;
+	return vfk_cfg_add_hook(dev, (uint16_t)(off + PCI_AF_CTRL), 1, af_written);
+}
+
 /* ---- vendor-specific and extended ---- */
 
 int vfk_pci_add_vendor(struct vfk_dev *dev, const void *data, uint8_t len,

@@ -163,9 +163,14 @@ int vfk_cfg_access(struct vfk_dev *dev, bool write, uint64_t off, void *buf,
 		nv &= (uint8_t)~(v[i] & dev->w1c[o]);
 		dev->cfg[o] = nv;
 	}
-	if (off < PCI_COMMAND + 2 && off + count > PCI_COMMAND &&
-	    ((cmd_before ^ cfg_get16(dev, PCI_COMMAND)) & PCI_COMMAND_INTX_DISABLE))
-		vfk_intx_command_written(dev);
+	if (off < PCI_COMMAND + 2 && off + count > PCI_COMMAND) {
+		uint16_t changed = cmd_before ^ cfg_get16(dev, PCI_COMMAND);
+
+		if (changed & PCI_COMMAND_INTX_DISABLE)
+			vfk_intx_command_written(dev);
+		if (changed & PCI_COMMAND_MEMORY)
+			vfk_dev_sync_decode(dev);
+	}
 	for (unsigned h = 0; h < dev->nr_hooks; h++) {
 		const struct cfg_hook *hk = &dev->hooks[h];
 

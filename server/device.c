@@ -133,11 +133,15 @@ int vfk_dev_create(const struct vfk_dev_ops *ops, void *user,
 	dev->intx_pin = 1;
 	dev->irq_active = -1;
 	dev->intx_unmask_fd = -1;
+	dev->dma_mask_bits = 64;
+	dev->pool_size = 1u << 20;
 	pthread_mutex_init(&dev->irq_lock, NULL);
+	pthread_mutex_init(&dev->pool_lock, NULL);
 	vfk_cfg_init_header(dev);
 	rc = vfk_dma_init(dev, VFK_DEFAULT_MAX_DMA_MAPS);
 	if (rc) {
 		pthread_mutex_destroy(&dev->irq_lock);
+		pthread_mutex_destroy(&dev->pool_lock);
 		free(dev);
 		return rc;
 	}
@@ -151,12 +155,16 @@ void vfk_dev_destroy(struct vfk_dev *dev)
 		return;
 	vfk_dma_fini(dev);
 	vfk_irq_fini(dev);
-	for (unsigned i = 0; i < MAX_BARS; i++)
+	vfk_pool_fini(dev);
+	for (unsigned i = 0; i < MAX_BARS; i++) {
 		vfk_shm_put(dev->bars[i].shm);
+		free(dev->bars[i].saved);
+	}
 	free(dev->rom);
 	free(dev->msix_table);
 	free(dev->msix_pba);
 	pthread_mutex_destroy(&dev->irq_lock);
+	pthread_mutex_destroy(&dev->pool_lock);
 	free(dev);
 }
 
@@ -229,7 +237,10 @@ int vfk_dev_set_bar(struct vfk_dev *dev, unsigned bar,
 		return -EBUSY;
 	if (bar >= MAX_BARS || !d)
 		return -EINVAL;
-	if (d->flags & ~(VFK_BAR_MEM64 | VFK_BAR_IO | VFK_BAR_PREFETCH))
+	if (d->flags & ~(VFK_BAR_MEM64 | VFK_BAR_IO | VFK_BAR_PREFETCH |
+			 VFK_BAR_SWAP_ON_DISABLE))
+		return -EINVAL;
+	if (d->map_attrs & ~(VFK_MAP_WC | VFK_MAP_CACHED))
 		return -EINVAL;
 	io = d->flags & VFK_BAR_IO;
 	is64 = d->flags & VFK_BAR_MEM64;
@@ -255,11 +266,16 @@ int vfk_dev_set_bar(struct vfk_dev *dev, unsigned bar,
 		    r->size > d->size - r->offset)
 			return -EINVAL;
 	}
+	if (d->backed_size > d->size || (d->backed_size && !d->shm))
+		return -EINVAL;
+	if ((d->flags & VFK_BAR_SWAP_ON_DISABLE) && !d->shm)
+		return -EINVAL;
 	if (d->shm) {
+		uint64_t need = d->backed_size ? d->backed_size : d->size;
+
 		if (io)
 			return -EINVAL; /* I/O space cannot be mapped */
-		if (d->shm_offset > d->shm->size ||
-		    d->size > d->shm->size - d->shm_offset)
+		if (d->shm_offset > d->shm->size || need > d->shm->size - d->shm_offset)
 			return -EINVAL;
 	}
 	b = &dev->bars[bar];
@@ -271,7 +287,9 @@ int vfk_dev_set_bar(struct vfk_dev *dev, unsigned bar,
 		shm_get(d->shm);
 		b->shm = d->shm;
 		b->shm_offset = d->shm_offset;
+		b->backed_size = d->backed_size ? d->backed_size : d->size;
 	}
+	b->map_attrs = d->map_attrs;
 	if (d->nr_trapped)
 		memcpy(b->trapped, d->trapped, d->nr_trapped * sizeof(*d->trapped));
 	b->nr_trapped = d->nr_trapped;
@@ -300,6 +318,68 @@ int vfk_dev_set_rom(struct vfk_dev *dev, const void *image, size_t len)
 	return 0;
 }
 
+int vfk_dev_set_memory_bar(struct vfk_dev *dev, unsigned bar,
+			   struct vfk_shm *shm, uint64_t offset, uint64_t length,
+			   uint32_t map_attrs)
+{
+	uint64_t size = 16;
+
+	if (!shm || length == 0 || length > (1ull << 62))
+		return -EINVAL;
+	while (size < length)
+		size <<= 1;
+	return vfk_dev_set_bar(dev, bar, &(struct vfk_bar_desc){
+		.size = size, .flags = VFK_BAR_MEM64 | VFK_BAR_PREFETCH,
+		.shm = shm, .shm_offset = offset, .backed_size = length,
+		.map_attrs = map_attrs });
+}
+
+int vfk_dev_set_msix_mappable(struct vfk_dev *dev, bool mappable)
+{
+	if (dev->realized)
+		return -EBUSY;
+	dev->msix_mappable = mappable;
+	return 0;
+}
+
+void *vfk_bar_mem(struct vfk_dev *dev, unsigned bar)
+{
+	struct bar_state *b;
+
+	if (bar >= MAX_BARS || !dev->bars[bar].present || !dev->bars[bar].shm)
+		return NULL;
+	b = &dev->bars[bar];
+	return b->swapped ? b->saved : (uint8_t *)b->shm->ptr + b->shm_offset;
+}
+
+/*
+ * Apply Memory Space Enable to SWAP_ON_DISABLE BARs: on disable, keep the
+ * contents aside and leave all-ones where a client's mapping looks; on
+ * enable, put them back, which also discards what the client wrote there
+ * in between.
+ */
+void vfk_dev_sync_decode(struct vfk_dev *dev)
+{
+	bool on = vfk_dev_memory_enabled(dev);
+
+	for (unsigned i = 0; i < MAX_BARS; i++) {
+		struct bar_state *b = &dev->bars[i];
+		uint8_t *mem;
+
+		if (!b->present || !(b->flags & VFK_BAR_SWAP_ON_DISABLE) ||
+		    b->swapped == !on)
+			continue;
+		mem = (uint8_t *)b->shm->ptr + b->shm_offset;
+		if (on) {
+			memcpy(mem, b->saved, b->backed_size);
+		} else {
+			memcpy(b->saved, mem, b->backed_size);
+			memset(mem, 0xff, b->backed_size);
+		}
+		b->swapped = !on;
+	}
+}
+
 /* ---- mmap areas ---- */
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -322,6 +402,17 @@ static bool shared_with_other_bar(struct vfk_dev *dev, unsigned self,
 			return true;
 	}
 	return false;
+}
+
+/* No other BAR's backing in any page BAR `i` touches (and it has shm). */
+bool vfk_dev_bar_exclusive(struct vfk_dev *dev, unsigned i)
+{
+	const struct bar_state *b = &dev->bars[i];
+	uint64_t page = dev->page_size;
+	uint64_t start = b->shm_offset & ~(page - 1);
+	uint64_t end = (b->shm_offset + b->size + page - 1) & ~(page - 1);
+
+	return b->shm && !shared_with_other_bar(dev, i, start, end - start);
 }
 
 static bool page_trapped(const struct bar_state *b, uint64_t off, uint64_t len)
@@ -372,7 +463,11 @@ int vfk_dev_compute_areas(struct vfk_dev *dev)
 			if (p < npages) {
 				uint64_t in_bar = b->size - off < page ? b->size - off : page;
 
-				ok = !page_trapped(b, off, in_bar) &&
+				/* A page that is not all backed memory would show
+				 * the client bytes that must read as all-ones. */
+				ok = (b->backed_size >= b->size ||
+				      off + page <= b->backed_size) &&
+				     !page_trapped(b, off, in_bar) &&
 				     b->shm_offset + off + page <= b->shm->size &&
 				     !shared_with_other_bar(dev, i, b->shm_offset + off,
 							    page);
@@ -422,11 +517,23 @@ int vfk_dev_realize(struct vfk_dev *dev)
 			return -EINVAL;
 		if (tb->nr_trapped >= MAX_TRAPPED || pb->nr_trapped >= MAX_TRAPPED)
 			return -E2BIG;
-		/* Hidden from mappings, served by the library. */
-		tb->trapped[tb->nr_trapped].offset = dev->msix_table_off;
-		tb->trapped[tb->nr_trapped++].size = tlen;
-		pb->trapped[pb->nr_trapped].offset = dev->msix_pba_off;
-		pb->trapped[pb->nr_trapped++].size = plen;
+		/* Hidden from mappings (unless the model declared the table
+		 * mappable); served by the library either way. */
+		if (!dev->msix_mappable) {
+			tb->trapped[tb->nr_trapped].offset = dev->msix_table_off;
+			tb->trapped[tb->nr_trapped++].size = tlen;
+			pb->trapped[pb->nr_trapped].offset = dev->msix_pba_off;
+			pb->trapped[pb->nr_trapped++].size = plen;
+		}
+	}
+	for (unsigned i = 0; i < MAX_BARS; i++) {
+		struct bar_state *b = &dev->bars[i];
+
+		if (b->present && (b->flags & VFK_BAR_SWAP_ON_DISABLE)) {
+			b->saved = malloc(b->backed_size);
+			if (!b->saved)
+				return -ENOMEM;
+		}
 	}
 	rc = vfk_dev_compute_areas(dev);
 	if (rc)
@@ -434,9 +541,13 @@ int vfk_dev_realize(struct vfk_dev *dev)
 	rc = vfk_irq_init(dev);
 	if (rc)
 		return rc;
+	rc = vfk_pool_init(dev);
+	if (rc)
+		return rc;
 	vfk_cfg_finish_header(dev);
 	memcpy(dev->cfg_reset, dev->cfg, sizeof(dev->cfg));
 	dev->realized = true;
+	vfk_dev_sync_decode(dev); /* decoding starts off */
 	return 0;
 }
 
@@ -445,6 +556,7 @@ int vfk_dev_realize(struct vfk_dev *dev)
 void vfk_dev_reset_state(struct vfk_dev *dev)
 {
 	memcpy(dev->cfg, dev->cfg_reset, sizeof(dev->cfg));
+	vfk_dev_sync_decode(dev);
 	vfk_irq_reset(dev);
 }
 

@@ -37,6 +37,11 @@ struct bar_state {
 	unsigned nr_trapped;
 	struct vfk_range areas[MAX_AREAS];     /* mmap areas, BAR-relative */
 	unsigned nr_areas;
+	uint32_t map_attrs;     /* VFK_MAP_* */
+	uint64_t backed_size;   /* bytes backed by shm (== size unless a
+				 * memory BAR over device memory) */
+	uint8_t *saved;         /* SWAP_ON_DISABLE: contents while disabled */
+	bool swapped;           /* the contents are in `saved` */
 };
 
 /* A config-space range with side effects on write (capabilities). */
@@ -129,7 +134,18 @@ struct vfk_dev {
 	int intx_unmask_fd;        /* client's unmask eventfd, -1 if none */
 	uint32_t msi_pending;      /* MSI pending bits without the capability */
 
+	bool msix_mappable;        /* VFIO_REGION_INFO_CAP_MSIX_MAPPABLE */
+	uint16_t af_off;
+
 	struct dma_table dma;
+	/* Streaming DMA: mask, bounce pool (page-granular slots), hooks. */
+	unsigned dma_mask_bits;
+	size_t pool_size;
+	uint8_t *pool;
+	uint8_t *pool_used;         /* one byte per pool page: 1 if in use */
+	pthread_mutex_t pool_lock;
+	const struct vfk_dma_coherency_ops *coh;
+	void *coh_user;
 	/* Set while a region-access callback runs: message DMA would deadlock. */
 	bool in_region_cb;
 	bool flr_requested; /* a config write asked for FLR; done after it */
@@ -141,6 +157,8 @@ struct vfk_dev {
 int vfk_dev_compute_areas(struct vfk_dev *dev);
 void vfk_dev_reset_state(struct vfk_dev *dev);
 int vfk_dev_do_reset(struct vfk_dev *dev, enum vfk_reset_kind kind);
+void vfk_dev_sync_decode(struct vfk_dev *dev);
+bool vfk_dev_bar_exclusive(struct vfk_dev *dev, unsigned bar);
 
 /* config.c */
 void vfk_cfg_init_header(struct vfk_dev *dev);
@@ -189,6 +207,10 @@ void vfk_msi_config_written(struct vfk_dev *dev);
 void vfk_intx_command_written(struct vfk_dev *dev);
 int vfk_irq_unmask_fd(struct vfk_dev *dev);
 void vfk_intx_unmask(struct vfk_dev *dev);
+
+/* dmabuf.c */
+int vfk_pool_init(struct vfk_dev *dev);
+void vfk_pool_fini(struct vfk_dev *dev);
 
 /* dma.c */
 int vfk_dma_init(struct vfk_dev *dev, uint32_t max);

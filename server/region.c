@@ -18,7 +18,7 @@ uint32_t vfk_num_regions(struct vfk_dev *dev)
 }
 
 /* What serves a byte of a BAR. */
-enum seg_kind { SEG_SHM, SEG_TRAP, SEG_MSIX_TABLE, SEG_MSIX_PBA };
+enum seg_kind { SEG_SHM, SEG_TRAP, SEG_MSIX_TABLE, SEG_MSIX_PBA, SEG_PAD };
 
 /* Kind of byte `off` of BAR `bar`, and where that kind ends (exclusive). */
 static enum seg_kind classify(struct vfk_dev *dev, unsigned bar, uint64_t off,
@@ -61,6 +61,12 @@ static enum seg_kind classify(struct vfk_dev *dev, unsigned bar, uint64_t off,
 		if (off < r->offset && r->offset < lim)
 			lim = r->offset;
 	}
+	if (b->shm && off >= b->backed_size) {
+		*end = lim; /* past the device memory: padding up to the BAR size */
+		return SEG_PAD;
+	}
+	if (b->shm && b->backed_size < lim)
+		lim = b->backed_size;
 	*end = lim;
 	return b->shm ? SEG_SHM : SEG_TRAP;
 }
@@ -102,6 +108,11 @@ static int bar_access(struct vfk_dev *dev, bool write, unsigned bar,
 				memcpy(buf, mem, n);
 			break;
 		}
+		case SEG_PAD:
+			/* nvgrace-gpu's rule: all-ones, writes dropped. */
+			if (!write)
+				memset(buf, 0xff, n);
+			break;
 		case SEG_MSIX_TABLE:
 			rc = vfk_msix_access(dev, write, false, off - dev->msix_table_off,
 					     buf, n);
@@ -169,6 +180,8 @@ struct region_desc {
 	int fd;
 	const struct vfk_range *areas;
 	unsigned nr_areas;
+	const struct bar_state *bar; /* for the vfiokit capabilities */
+	bool msix_mappable;
 };
 
 static int describe(struct vfk_dev *dev, uint32_t index, struct region_desc *d)
@@ -180,8 +193,11 @@ static int describe(struct vfk_dev *dev, uint32_t index, struct region_desc *d)
 
 		if (!b->present)
 			return 0; /* absent BAR, or upper half of a 64-bit one */
+		d->bar = b;
 		d->size = b->size;
 		d->flags = VFK_REGION_FLAG_READ | VFK_REGION_FLAG_WRITE;
+		d->msix_mappable = dev->msix_mappable && dev->msix_nvec &&
+				   index == dev->msix_table_bar && b->nr_areas;
 		if (b->nr_areas) {
 			d->flags |= VFK_REGION_FLAG_MMAP;
 			d->fd = b->shm->fd;
@@ -252,7 +268,38 @@ int vfk_dev_region_info(struct vfk_dev *dev, uint32_t index, uint32_t argsz,
 		vfk_caps_add(&cb, VFK_REGION_CAP_SPARSE_MMAP, 1, body,
 			     8 + d.nr_areas * sizeof(struct vfk_sparse_area_wire));
 	}
-	if (cb.err)
+	if (d.msix_mappable)
+		vfk_caps_add(&cb, VFK_REGION_CAP_MSIX_MAPPABLE, 1, NULL, 0);
+	if (d.bar && d.bar->shm) {
+		struct vfk_region_layout_wire l = {
+			.fd_offset = d.bar->shm_offset,
+			.page_size = (uint32_t)dev->page_size,
+			.in_page_offset = (uint32_t)(d.bar->shm_offset % dev->page_size),
+		};
+
+		if (d.bar->size < dev->page_size)
+			l.flags |= VFK_LAYOUT_SUBPAGE;
+		if (vfk_dev_bar_exclusive(dev, index))
+			l.flags |= VFK_LAYOUT_EXCLUSIVE;
+		vfk_caps_add(&cb, VFK_REGION_CAP_VFK_LAYOUT, 1, &l, sizeof(l));
+	}
+	if (d.bar) {
+		struct vfk_region_attrs_wire a = { 0 };
+
+		if (d.bar->flags & VFK_BAR_PREFETCH)
+			a.flags |= VFK_ATTR_PREFETCHABLE;
+		if (d.bar->map_attrs & VFK_MAP_WC)
+			a.flags |= VFK_ATTR_MAP_WC;
+		if (d.bar->map_attrs & VFK_MAP_CACHED)
+			a.flags |= VFK_ATTR_MAP_CACHED;
+		if (dev->disabled_access == VFK_DISABLED_ALL_ONES)
+			a.flags |= VFK_ATTR_DISABLED_ONES;
+		if (d.bar->flags & VFK_BAR_SWAP_ON_DISABLE)
+			a.flags |= VFK_ATTR_MAP_REVOKE;
+		a.backed_size = d.bar->shm ? d.bar->backed_size : 0;
+		vfk_caps_add(&cb, VFK_REGION_CAP_VFK_ATTRS, 1, &a, sizeof(a));
+	}
+	if (cb.err && cb.err != -ENOSPC)
 		return cb.err;
 
 	memset(&ri, 0, sizeof(ri));
@@ -261,7 +308,7 @@ int vfk_dev_region_info(struct vfk_dev *dev, uint32_t index, uint32_t argsz,
 	ri.offset = d.offset;
 	ri.flags = d.flags;
 	ri.argsz = (uint32_t)cb.len;
-	if (argsz >= cb.len) {
+	if (argsz >= cb.len && !cb.err) {
 		if (cb.len > sizeof(ri)) {
 			ri.flags |= VFK_REGION_FLAG_CAPS;
 			ri.cap_offset = sizeof(ri);

@@ -390,6 +390,38 @@ int cmd_info(int argc, char **argv)
 		if (ri.has_type)
 			fprintf(out, " type %#x/%#x", ri.type, ri.subtype);
 		fprintf(out, "\n");
+		if (ri.has_layout) {
+			fprintf(out, "      layout: fd offset %#llx, in-page offset %#x of %u-byte pages%s%s\n",
+				(unsigned long long)ri.fd_offset, ri.in_page_offset, ri.page_size,
+				(ri.layout_flags & VFK_LAYOUT_SUBPAGE) ? ", sub-page" : "",
+				(ri.layout_flags & VFK_LAYOUT_EXCLUSIVE) ? ", pages exclusive"
+									  : ", pages shared");
+			json_object_object_add(jr, "fd_offset", json_object_new_int64((int64_t)ri.fd_offset));
+			json_object_object_add(jr, "page_size", json_object_new_int((int)ri.page_size));
+			json_object_object_add(jr, "in_page_offset", json_object_new_int((int)ri.in_page_offset));
+			json_object_object_add(jr, "subpage", json_object_new_boolean(ri.layout_flags & VFK_LAYOUT_SUBPAGE));
+			json_object_object_add(jr, "exclusive", json_object_new_boolean(ri.layout_flags & VFK_LAYOUT_EXCLUSIVE));
+		}
+		if (ri.has_attrs) {
+			const char *map = (ri.attrs & VFK_ATTR_MAP_CACHED) ? "cacheable, WC or UC"
+					  : (ri.attrs & VFK_ATTR_MAP_WC) ? "WC or UC" : "UC only";
+
+			fprintf(out, "      attrs: %sprefetchable, mappings %s, decoding off: %s%s",
+				(ri.attrs & VFK_ATTR_PREFETCHABLE) ? "" : "non-", map,
+				(ri.attrs & VFK_ATTR_DISABLED_ONES) ? "all-ones" : "EIO",
+				(ri.attrs & VFK_ATTR_MAP_REVOKE) ? " (mapping revoked)" : "");
+			if (ri.backed_size && ri.backed_size < ri.size)
+				fprintf(out, ", memory %#llx of %#llx (rest reads all-ones)",
+					(unsigned long long)ri.backed_size, (unsigned long long)ri.size);
+			fprintf(out, "\n");
+			json_object_object_add(jr, "prefetchable", json_object_new_boolean(ri.attrs & VFK_ATTR_PREFETCHABLE));
+			json_object_object_add(jr, "map_wc", json_object_new_boolean(ri.attrs & VFK_ATTR_MAP_WC));
+			json_object_object_add(jr, "map_cached", json_object_new_boolean(ri.attrs & VFK_ATTR_MAP_CACHED));
+			json_object_object_add(jr, "disabled_access", json_object_new_string(
+				(ri.attrs & VFK_ATTR_DISABLED_ONES) ? "all-ones" : "eio"));
+			json_object_object_add(jr, "mapping_revoked_on_disable", json_object_new_boolean(ri.attrs & VFK_ATTR_MAP_REVOKE));
+			json_object_object_add(jr, "backed_size", json_object_new_int64((int64_t)ri.backed_size));
+		}
 		json_object_object_add(jr, "mmap_areas", ja);
 		json_object_object_add(jr, "msix_mappable", json_object_new_boolean(ri.msix_mappable));
 		json_object_array_add(jregions, jr);

@@ -54,6 +54,12 @@ static void serve_usage(FILE *f)
 		"  --disabled-access P   BAR access with decoding off: 'eio' (vfio-pci,\n"
 		"                        default) or 'ones' (all-ones reads, dropped writes)\n"
 		"  --backing PATH        backing file for models that store data\n"
+		"  --msix-mappable       offer MSI-X BARs whole for mapping (Linux's\n"
+		"                        MSIX_MAPPABLE; interrupts still via SET_IRQS)\n"
+		"  --revoke-on-disable   while memory decoding is off, shared-memory BARs\n"
+		"                        show all-ones and discard writes made through\n"
+		"                        a client's mapping\n"
+		"  --dma-mask BITS       the device's DMA address width (32..64)\n"
 		"  --once                exit when the first client disconnects\n"
 		"  -v, --verbose         log every message (repeat for more)\n"
 		"  -q, --quiet           log errors only\n"
@@ -71,6 +77,9 @@ int cmd_serve(int argc, char **argv)
 		{ "page-size", required_argument, NULL, 'p' },
 		{ "disabled-access", required_argument, NULL, 'd' },
 		{ "backing", required_argument, NULL, 'b' },
+		{ "msix-mappable", no_argument, NULL, 'm' },
+		{ "revoke-on-disable", no_argument, NULL, 'r' },
+		{ "dma-mask", required_argument, NULL, 'k' },
 		{ "once", no_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -121,6 +130,19 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'b':
 			mo.backing = optarg;
+			break;
+		case 'm':
+			mo.msix_mappable = true;
+			break;
+		case 'r':
+			mo.swap_on_disable = true;
+			break;
+		case 'k':
+			mo.dma_mask_bits = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || mo.dma_mask_bits < 32 || mo.dma_mask_bits > 64) {
+				fprintf(stderr, "vfiokit serve: --dma-mask is 32..64\n");
+				return 2;
+			}
 			break;
 		case 'o':
 			so.exit_on_disconnect = true;

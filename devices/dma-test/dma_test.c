@@ -24,10 +24,11 @@ struct dma_test {
 	int kick_fd;      /* eventfd: a copy is waiting */
 	bool watching;
 	uint64_t src, dst;
-	uint32_t len, ctrl, status, err, count, scratch;
+	uint32_t len, ctrl, status, err, count, scratch, bounced;
 	uint32_t io_scratch;
-	uint8_t bounce[64 << 10];
 };
+
+#define CHUNK (64u << 10)
 
 static struct dma_test *dt(struct vfk_dev *dev)
 {
@@ -51,6 +52,8 @@ static uint64_t reg_value(struct dma_test *t, uint64_t off)
 		return (uint64_t)t->status << 32;
 	case DMA_TEST_REG_ERRNO:
 		return t->err | ((uint64_t)t->count << 32);
+	case DMA_TEST_REG_BOUNCED:
+		return t->bounced;
 	case DMA_TEST_REG_SCRATCH:
 		return t->scratch;
 	}
@@ -169,12 +172,24 @@ static void run_copy(struct vfk_server *srv, int fd, uint32_t events, void *arg)
 	else if (t->len > DMA_TEST_MAX_LEN)
 		rc = -E2BIG;
 	while (!rc && done < t->len) {
-		uint32_t n = t->len - done < sizeof(t->bounce) ? (uint32_t)(t->len - done)
-							       : (uint32_t)sizeof(t->bounce);
+		uint32_t n = t->len - done < CHUNK ? (uint32_t)(t->len - done) : CHUNK;
+		struct vfk_dma_buf src, dst;
 
-		rc = vfk_dma_read(dev, t->src + done, t->bounce, n);
-		if (!rc)
-			rc = vfk_dma_write(dev, t->dst + done, t->bounce, n);
+		/* As a driver would with the DMA API: map, let the engine
+		 * work on host memory, sync, unmap. */
+		rc = vfk_dma_map_buf(dev, t->src + done, n, VFK_DMA_TO_DEVICE, &src);
+		if (rc)
+			break;
+		rc = vfk_dma_map_buf(dev, t->dst + done, n, VFK_DMA_FROM_DEVICE, &dst);
+		if (rc) {
+			vfk_dma_unmap_buf(dev, &src);
+			break;
+		}
+		t->bounced += src.bounced + dst.bounced;
+		/* Mapping synced for the device already. */
+		memmove(dst.host, src.host, n);
+		rc = vfk_dma_unmap_buf(dev, &dst); /* syncs for the CPU */
+		vfk_dma_unmap_buf(dev, &src);
 		done += n;
 	}
 	t->status &= ~DMA_TEST_STATUS_BUSY;
@@ -214,6 +229,7 @@ static int reset(struct vfk_dev *dev, enum vfk_reset_kind kind)
 	(void)kind;
 	t->src = t->dst = 0;
 	t->len = t->ctrl = t->status = t->err = t->count = t->scratch = 0;
+	t->bounced = 0;
 	t->io_scratch = 0;
 	return 0;
 }
@@ -261,7 +277,8 @@ int dma_test_create(const struct dma_test_opts *o, struct vfk_dev **out)
 		goto fail;
 	page = o->page_size ? o->page_size : (size_t)sysconf(_SC_PAGESIZE);
 	if ((rc = vfk_dev_set_disabled_access(dev, o->disabled_access)) ||
-	    (rc = vfk_pci_set_id(dev, &id)))
+	    (rc = vfk_pci_set_id(dev, &id)) ||
+	    (o->dma_mask_bits && (rc = vfk_dev_set_dma_mask(dev, o->dma_mask_bits))))
 		goto fail;
 
 	rc = vfk_dev_set_bar(dev, 0, &(struct vfk_bar_desc){ .size = 4096 });

@@ -16,7 +16,9 @@
  *   serial number.
  *
  * A copy: write SRC, DST, LEN, optionally CTRL (interrupt enable and
- * vector), then 1 to DOORBELL.  The device copies LEN bytes from IOVA SRC
+ * vector), then 1 to DOORBELL.  The engine works through the streaming DMA
+ * API (vfk_dma_map_buf) in 64 KiB pieces, so with a narrow DMA mask the
+ * pieces above it go through the bounce pool, which BOUNCED counts.  The device copies LEN bytes from IOVA SRC
  * to IOVA DST through client memory, sets STATUS.DONE (or STATUS.ERROR and
  * ERRNO) and raises its interrupt: MSI-X, else MSI, else INTx, which stays
  * asserted until STATUS.DONE/ERROR are cleared (write 1 to clear).
@@ -44,6 +46,8 @@
 #define DMA_TEST_REG_STATUS 0x24   /* RW1C u32: see DMA_TEST_STATUS_* */
 #define DMA_TEST_REG_ERRNO 0x28    /* RO u32: errno of the last failed copy */
 #define DMA_TEST_REG_COUNT 0x2c    /* RO u32: copies completed */
+#define DMA_TEST_REG_BOUNCED 0x30  /* RO u32: transfers that needed a bounce
+				    * buffer (mask, no fd, window edge) */
 #define DMA_TEST_REG_SCRATCH 0x40  /* RW u32 */
 
 #define DMA_TEST_CTRL_IRQ 0x1u        /* raise an interrupt on completion */
@@ -66,6 +70,7 @@
 struct dma_test_opts {
 	size_t page_size; /* host page size to assume; 0: the real one */
 	enum vfk_disabled_access disabled_access;
+	unsigned dma_mask_bits; /* the engine's address width; 0: 64 */
 };
 
 /* Create a dma-test device (not yet served). */

@@ -97,6 +97,16 @@ struct vfk_region_info {
 	bool has_type;        /* a REGION_CAP_TYPE was present */
 	uint32_t type, subtype;
 	bool msix_mappable;   /* REGION_CAP_MSIX_MAPPABLE was present */
+	/* vfiokit servers add two capabilities (proto.h). */
+	bool has_layout;      /* VFK_REGION_CAP_VFK_LAYOUT was present */
+	uint64_t fd_offset;   /* the BAR's first byte in the region's fd */
+	uint32_t page_size;   /* the host page size the server assumed */
+	uint32_t in_page_offset; /* fd_offset within its page */
+	uint32_t layout_flags; /* VFK_LAYOUT_* */
+	bool has_attrs;       /* VFK_REGION_CAP_VFK_ATTRS was present */
+	uint32_t attrs;       /* VFK_ATTR_*: prefetchable, safe mapping
+			       * attributes, decoding-off behaviour */
+	uint64_t backed_size; /* bytes backed by memory (device-memory BARs) */
 };
 /* Query (once; later calls return the cached answer). */
 int vfk_region_get_info(struct vfk_device *dev, uint32_t index,
@@ -180,6 +190,19 @@ struct vfk_dma_mapping {
 /* DMA_MAP.  The memory must stay valid until unmapped.  The fd stays the
  * caller's. */
 int vfk_device_dma_map(struct vfk_device *dev, const struct vfk_dma_mapping *m);
+/*
+ * DMA_MAP a batch, coalescing entries that continue one another (adjacent
+ * IOVAs, same protection, same fd at consecutive offsets or no fd, and
+ * consecutive vaddrs) into one window each: fewer messages, and fewer of
+ * the server's max_dma_maps windows, for drivers that map page by page.
+ * Returns the number of windows sent, or a negative errno after undoing
+ * what this call mapped.  A coalesced window is unmapped as a whole
+ * (vfk_device_dma_unmap() over its range); merging into windows that are
+ * already live would need an unmap and a remap, which could fail DMA in
+ * flight, so only a batch is coalesced.
+ */
+int vfk_device_dma_map_many(struct vfk_device *dev,
+			    const struct vfk_dma_mapping *m, unsigned n);
 /* DMA_UNMAP of windows inside [iova, iova+size) (whole windows only). */
 int vfk_device_dma_unmap(struct vfk_device *dev, uint64_t iova, uint64_t size);
 /* DMA_UNMAP of everything. */

@@ -218,6 +218,39 @@ struct vfk_region_info_wire {
 #define VFK_REGION_CAP_TYPE 2
 #define VFK_REGION_CAP_MSIX_MAPPABLE 3
 
+/*
+ * vfiokit's own region capabilities.  Linux allocates region capability ids
+ * from 1 upwards; these sit at the top of the 16-bit space so they cannot
+ * collide, and clients that do not know them skip them (QEMU does).
+ */
+#define VFK_REGION_CAP_VFK_LAYOUT 0xf001 /* struct vfk_region_layout_wire */
+#define VFK_REGION_CAP_VFK_ATTRS 0xf002  /* struct vfk_region_attrs_wire */
+
+/* Where a BAR lives in the fd a client maps, in host pages. */
+struct vfk_region_layout_wire {
+	uint64_t fd_offset;      /* the BAR's first byte in the region's fd */
+	uint32_t page_size;      /* host page size the server assumed */
+	uint32_t in_page_offset; /* fd_offset % page_size */
+	uint32_t flags;          /* VFK_LAYOUT_* */
+	uint32_t reserved;       /* 0 */
+};
+#define VFK_LAYOUT_SUBPAGE 0x1u    /* the BAR is smaller than a page */
+#define VFK_LAYOUT_EXCLUSIVE 0x2u  /* its pages hold no other BAR's bytes */
+
+/* Memory semantics of a BAR region. */
+struct vfk_region_attrs_wire {
+	uint32_t flags;       /* VFK_ATTR_* */
+	uint32_t reserved;    /* 0 */
+	uint64_t backed_size; /* bytes backed by memory; past them, reads return
+			       * all-ones and writes are dropped */
+};
+#define VFK_ATTR_PREFETCHABLE 0x01u /* the BAR's PCI prefetchable bit */
+#define VFK_ATTR_MAP_WC 0x02u       /* write-combining mappings are safe */
+#define VFK_ATTR_MAP_CACHED 0x04u   /* cacheable (write-back) mappings are safe */
+#define VFK_ATTR_DISABLED_ONES 0x08u /* decoding off: all-ones, not EIO */
+#define VFK_ATTR_MAP_REVOKE 0x10u   /* decoding off: what arrives through a
+				     * mapping is not honoured */
+
 /* Header of every capability in an info reply. */
 struct vfk_cap_hdr_wire {
 	uint16_t id;

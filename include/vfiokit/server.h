@@ -187,6 +187,27 @@ struct vfk_range {
 #define VFK_BAR_MEM64 0x1u      /* 64-bit memory BAR: uses the next BAR slot */
 #define VFK_BAR_IO 0x2u         /* I/O space; never mmap-able */
 #define VFK_BAR_PREFETCH 0x4u   /* memory BAR: PCI prefetchable bit */
+/*
+ * While Memory Space Enable is clear, the BAR's shared memory holds
+ * all-ones and what a client writes through a mapping is discarded; the
+ * contents come back when decoding is enabled again.  A vfio-user server
+ * cannot revoke a mapping a client holds (vfio-pci zaps its mappings
+ * instead); this is the nearest equivalent.  It costs a copy of the backed
+ * bytes at each transition, so large BARs may prefer not to.  The model
+ * then reaches its memory through vfk_bar_mem().
+ */
+#define VFK_BAR_SWAP_ON_DISABLE 0x8u
+
+/*
+ * Mapping attributes a model declares safe for a BAR's shared memory; the
+ * client reads them from the region's attributes capability and a VMM can
+ * choose its stage-2/memslot attribute from them.  Prefetchable alone does
+ * not imply either: PCI promises only that reads have no side effects and
+ * that byte merging of writes is tolerated, not write-combining's
+ * reordering and coalescing.  0: uncached only.
+ */
+#define VFK_MAP_WC 0x1u     /* write-combining mappings are safe */
+#define VFK_MAP_CACHED 0x2u /* cacheable mappings are safe (plain memory) */
 
 /* Describes one BAR. */
 struct vfk_bar_desc {
@@ -197,6 +218,11 @@ struct vfk_bar_desc {
 	const struct vfk_range *trapped; /* ranges that must call bar_read/
 					  * bar_write even though backed */
 	unsigned nr_trapped;     /* entries in `trapped` (copied at set time) */
+	uint32_t map_attrs;      /* VFK_MAP_*: what mapping the model allows */
+	uint64_t backed_size;    /* bytes from the BAR start backed by `shm`;
+				  * 0 = all.  Past them, reads return all-ones
+				  * and writes are dropped (an emulated BAR
+				  * over device memory of any length) */
 };
 
 /*
@@ -208,6 +234,34 @@ struct vfk_bar_desc {
  */
 int vfk_dev_set_bar(struct vfk_dev *dev, unsigned bar,
 		    const struct vfk_bar_desc *desc);
+
+/*
+ * A 64-bit prefetchable BAR over `length` bytes of device memory at
+ * `offset` in `shm`, as Linux's nvgrace-gpu exposes GPU memory: the BAR
+ * size is `length` rounded up to a power of two, the mmap area covers only
+ * the real memory (whole pages of it), reads between the end of the memory
+ * and the end of the BAR return all-ones and writes there are dropped.
+ * `map_attrs` as in vfk_bar_desc.  Before realize.
+ */
+int vfk_dev_set_memory_bar(struct vfk_dev *dev, unsigned bar,
+			   struct vfk_shm *shm, uint64_t offset, uint64_t length,
+			   uint32_t map_attrs);
+
+/* Where a BAR's shared memory currently is for the model: the shm itself,
+ * or, for a VFK_BAR_SWAP_ON_DISABLE BAR while decoding is off, the saved
+ * contents.  NULL for a BAR without shm.  Server thread only. */
+void *vfk_bar_mem(struct vfk_dev *dev, unsigned bar);
+
+/*
+ * Offer the whole MSI-X BAR for mapping, as Linux's
+ * VFIO_REGION_INFO_CAP_MSIX_MAPPABLE does: for platforms whose interrupt
+ * remapping isolates the device, so that a client gains a mapping of the
+ * registers that share the table's page.  The table and PBA are still
+ * emulated for accesses by message, interrupts are still configured with
+ * SET_IRQS, and what a client writes through the mapping over the table
+ * lands in the BAR's memory without effect.  Before realize.
+ */
+int vfk_dev_set_msix_mappable(struct vfk_dev *dev, bool mappable);
 
 /* An expansion ROM with this image (copied); the BAR is the image size
  * rounded up to a power of two, at least 2 KiB.  Before realize. */
@@ -242,6 +296,10 @@ enum vfk_pcie_type {
 /* PCI Express capability (version 2) with the given type. */
 int vfk_pci_add_express(struct vfk_dev *dev, enum vfk_pcie_type type,
 			uint32_t flags);
+
+/* PCI Advanced Features capability with Function Level Reset, the way
+ * conventional PCI devices offer FLR. */
+int vfk_pci_add_af(struct vfk_dev *dev);
 
 /* Vendor-specific capability; `data` is what follows the length byte
  * (len <= 250).  `*offset` (may be NULL) receives its config offset. */
@@ -357,6 +415,70 @@ struct vfk_sg {
  */
 int vfk_dma_translate(struct vfk_dev *dev, uint64_t iova, uint64_t len,
 		      uint32_t prot, struct vfk_sg *sg, unsigned max);
+
+/* ---- Streaming DMA with a mask, bounce buffers and sync points ------------
+ *
+ * The model of Linux's streaming DMA API, for device engines that need a
+ * host pointer to work on.  A device whose DMA address mask is narrower
+ * than 64 bits cannot reach client memory above the mask; as swiotlb does
+ * for such devices, the library then hands the engine a buffer from a
+ * server-side pool and copies at the sync points.  Memory the server has
+ * no mapping of (windows without fd) and ranges that span windows are
+ * bounced the same way.  The sync points are real barriers on this
+ * architecture (the CPU is cache-coherent with itself), and call the
+ * model's coherency hooks where it models a non-coherent engine.
+ */
+enum vfk_dma_dir {
+	VFK_DMA_TO_DEVICE = 1,     /* the engine reads client memory */
+	VFK_DMA_FROM_DEVICE = 2,   /* the engine writes client memory */
+	VFK_DMA_BIDIRECTIONAL = 3,
+};
+
+/* A streaming mapping, filled by vfk_dma_map_buf(). */
+struct vfk_dma_buf {
+	void *host;            /* what the engine accesses */
+	uint64_t iova;         /* the client range it stands for */
+	size_t len;
+	enum vfk_dma_dir dir;
+	bool bounced;          /* host is a pool buffer, not client memory */
+	uint32_t slot;         /* private to the library */
+};
+
+/* The device's DMA address width, 32..64 bits (default 64). */
+int vfk_dev_set_dma_mask(struct vfk_dev *dev, unsigned bits);
+/* Size of the bounce pool (default 1 MiB; allocated at realize). */
+int vfk_dev_set_bounce_pool(struct vfk_dev *dev, size_t bytes);
+
+/* Cache maintenance for a modeled non-coherent engine; both optional. */
+struct vfk_dma_coherency_ops {
+	unsigned version; /* 1 */
+	/* Before the engine reads [addr, addr+len): write back CPU caches. */
+	void (*writeback)(void *user, void *addr, size_t len);
+	/* Before the CPU reads what the engine wrote: invalidate. */
+	void (*invalidate)(void *user, void *addr, size_t len);
+};
+int vfk_dev_set_dma_coherency(struct vfk_dev *dev,
+			      const struct vfk_dma_coherency_ops *ops,
+			      void *user);
+
+/*
+ * Map [iova, iova+len) for the engine.  Checks the range like
+ * vfk_dma_read/write (-EFAULT, -EACCES) before anything else.  Bounces
+ * when the range passes the mask, spans windows, or has no host mapping;
+ * then, for TO_DEVICE and BIDIRECTIONAL, the pool buffer is filled from
+ * client memory.  -ENOMEM if the pool has no room.  Bounced mappings of
+ * windows without fd follow the message-DMA rules of vfk_dma_read().
+ */
+int vfk_dma_map_buf(struct vfk_dev *dev, uint64_t iova, size_t len,
+		    enum vfk_dma_dir dir, struct vfk_dma_buf *buf);
+/* The engine is about to access the buffer: refresh a TO_DEVICE bounce
+ * buffer from client memory, write back, then a full barrier. */
+int vfk_dma_sync_for_device(struct vfk_dev *dev, struct vfk_dma_buf *buf);
+/* The CPU (and the client) are about to look at what the engine wrote:
+ * barrier, invalidate, copy a FROM_DEVICE bounce buffer to client memory. */
+int vfk_dma_sync_for_cpu(struct vfk_dev *dev, struct vfk_dma_buf *buf);
+/* Sync for the CPU if the engine wrote, and release the buffer. */
+int vfk_dma_unmap_buf(struct vfk_dev *dev, struct vfk_dma_buf *buf);
 
 /* ---- Serving ------------------------------------------------------------ */
 

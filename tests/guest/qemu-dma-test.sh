@@ -1,0 +1,227 @@
+#!/bin/bash
+# QEMU interoperability test: boot a Linux guest under QEMU 11.1 (TCG) with
+# a vfio-user-pci device connected to `$VFIOKIT serve dma-test`, run
+# dma-test-guest.sh in it, and report every assertion as TAP on stdout.
+#
+# Usage: qemu-dma-test.sh [--no-share]
+#   (default)   guest RAM is memory-backend-memfd,share=on: each DMA_MAP
+#               carries the memfd and the server copies through its mapping
+#   --no-share  guest RAM is memory-backend-ram: DMA_MAP carries no fd and
+#               the server must reach guest memory with DMA_READ/DMA_WRITE
+#
+# Environment: VFIOKIT (required) the vfiokit binary; VFK_GUEST_DIR (see
+# lib.sh); VFK_GUEST_KEEP=1 keeps the work directory even on success;
+# VFK_GUEST_TIMEOUT (default 300) seconds before QEMU is killed.
+#
+# Host-side assertions, around the guest's: the guest environment is ready
+# (setup.sh, idempotent), pci-probe builds statically, the server listens,
+# the guest test passes and runs to its end, QEMU reports no vfio-user
+# errors, the server logs no warnings or errors, and it exits 0 on SIGTERM
+# (in a sanitizer build, leaks and undefined behaviour make that fail).
+# Without root the test is skipped (QEMU runs in a chroot).
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+mode=share
+while (($#)); do
+    case $1 in
+        --no-share) mode=noshare ;;
+        -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "Bail out! unknown option $1"; exit 2 ;;
+    esac
+    shift
+done
+
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $mode: $*"; }
+nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $mode: $*"; }
+check() { # WHAT COMMAND...: one assertion from a command's status
+    local what=$1; shift
+    if "$@"; then ok "$what"; else nok "$what"; fi
+}
+diag() { sed 's/^/# /'; }
+tail_diag() { # FILE LINES
+    [[ -s $1 ]] || return 0
+    echo "# --- last $2 lines of $1"
+    tail -n "$2" "$1" | tr -d '\r' | diag
+}
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "1..0 # SKIP the guest test needs root (chroot, mount namespaces)"
+    exit 0
+fi
+if [[ -z ${VFIOKIT:-} || ! -x ${VFIOKIT:-} ]]; then
+    echo "Bail out! VFIOKIT must name the vfiokit binary"
+    exit 1
+fi
+
+work=$(mktemp -d "/tmp/vfk-guest-$mode.XXXXXX")
+share=$work/share sock=$work/dma-test.sock logs=$work/logs
+mkdir -p "$share" "$logs"
+srv_pid=""
+finish() {
+    if [[ -n $srv_pid ]]; then
+        kill -TERM "$srv_pid" 2>/dev/null
+        wait "$srv_pid" 2>/dev/null
+    fi
+    echo "1..$n"
+    if ((failed)) || [[ ${VFK_GUEST_KEEP:-0} == 1 ]]; then
+        echo "# logs kept in $work"
+    else
+        rm -rf "$work"
+    fi
+    exit $((failed ? 1 : 0))
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+echo "# work directory $work"
+
+# ------------------------------------------------------------ preparation
+t0=$SECONDS
+if "$here/setup.sh" >"$work/setup.log" 2>&1; then
+    ok "guest environment ready (setup.sh)"
+else
+    nok "guest environment ready (setup.sh)"
+    tail_diag "$work/setup.log" 20
+    echo "Bail out! no guest environment"
+    exit 1
+fi
+if gcc -static -O2 -Wall -Wextra -o "$share/pci-probe" "$here/pci-probe.c" \
+        >"$work/gcc.log" 2>&1; then
+    ok "pci-probe builds statically"
+else
+    nok "pci-probe builds statically"
+    tail_diag "$work/gcc.log" 20
+    echo "Bail out! no pci-probe"
+    exit 1
+fi
+cp "$here/dma-test-guest.sh" "$share/guest-test.sh"
+
+# ---------------------------------------------------------------- server
+# -v: every message is logged, which is what one wants to read after a
+# failure; the log stays small (a boot is a few hundred messages).
+"$VFIOKIT" serve dma-test --socket "$sock" -v 2>"$work/server.log" &
+srv_pid=$!
+for ((i = 0; i < 200; i++)); do
+    [[ -S $sock ]] && break
+    kill -0 "$srv_pid" 2>/dev/null || break
+    sleep 0.05
+done
+if [[ -S $sock ]]; then
+    ok "vfiokit serve dma-test listens"
+else
+    nok "vfiokit serve dma-test listens"
+    tail_diag "$work/server.log" 20
+    echo "Bail out! no server"
+    exit 1
+fi
+
+# ------------------------------------------------------------------ guest
+opts=(--share "$share" --vfio-user "$sock" --rombar --root-port --quiet
+      --log-dir "$logs" --timeout "${VFK_GUEST_TIMEOUT:-300}"
+      --trace 'vfio_user_*' --trace vfio_region_mmap --trace vfio_region_mmap_fault)
+[[ $mode == share ]] || opts+=(--no-share)
+t1=$SECONDS
+"$here/run-guest.sh" "${opts[@]}" >"$work/run-guest.out" 2>&1
+guest_rc=$?
+echo "# guest boot took $((SECONDS - t1)) s (preparation $((t1 - t0)) s)"
+
+done_seen=0
+while IFS= read -r line; do
+    case $line in
+        "VFKTAP ok - "*) ok "${line#VFKTAP ok - }" ;;
+        "VFKTAP not ok - "*) nok "${line#VFKTAP not ok - }" ;;
+        "VFKTAP # "*) echo "# ${line#VFKTAP # }" ;;
+        "VFKTAP done") done_seen=1 ;;
+    esac
+done < <(grep -a -o 'VFKTAP .*' "$logs/serial.log" 2>/dev/null | tr -d '\r')
+
+if ((guest_rc == 0)); then
+    ok "guest test passed (VFK-GUEST-RESULT: PASS)"
+else
+    nok "guest test passed (VFK-GUEST-RESULT: PASS)"
+    diag <"$work/run-guest.out"
+    tail_diag "$logs/serial.log" 40
+fi
+check "guest test ran to its end" test "$done_seen" -eq 1
+
+# QEMU's stderr carries only its own complaints (traces go to qemu.trace):
+# error replies from the server, failed region accesses, lost sockets.
+if [[ ! -s $logs/qemu.stderr ]]; then
+    ok "QEMU reported no vfio-user errors"
+else
+    nok "QEMU reported no vfio-user errors"
+    sort "$logs/qemu.stderr" | uniq -c | sort -rn | head -n 20 | diag
+fi
+# Requests from the server are DMA_READ (0xb) and DMA_WRITE (0xc).  The
+# 1 MiB copy alone takes 16 of each through the 64 KiB bounce buffer when
+# guest RAM has no fd; with the memfd, only the copy into BAR2 (which QEMU
+# DMA-maps without an fd) needs a message.
+reqs=$(grep -cE '^vfio_user_recv_request +command 0x(b|c)$' "$logs/qemu.trace" 2>/dev/null)
+reqs=${reqs:-0}
+echo "# the server sent $reqs DMA_READ/DMA_WRITE requests to QEMU"
+if [[ $mode == noshare ]]; then
+    check "the server reached guest RAM through DMA_READ/DMA_WRITE messages" \
+        test "$reqs" -ge 32
+else
+    check "the server reached guest RAM through the DMA_MAP memfd, not messages" \
+        test "$reqs" -ge 1 -a "$reqs" -lt 32
+fi
+check "the server logged the guest's FLR" grep -q 'device reset (FLR)' "$work/server.log"
+# QEMU maps what the server offers: BAR2 page 0 and pages 3-15 (the MSI-X
+# table and PBA pages stay trapped) and BAR4's page.
+grep -a '^vfio_region_mmap ' "$logs/qemu.trace" 2>/dev/null | sort -u | diag
+check "QEMU mmapped BAR2 page 0 from the server" \
+    grep -qE '^vfio_region_mmap .*BAR 2 mmaps\[[0-9]+\] \[0x0 - 0xfff\]' "$logs/qemu.trace"
+check "QEMU mmapped BAR2 pages 3-15 from the server" \
+    grep -qE '^vfio_region_mmap .*BAR 2 mmaps\[[0-9]+\] \[0x3000 - 0xffff\]' "$logs/qemu.trace"
+check "QEMU mmapped BAR4 from the server" \
+    grep -qE '^vfio_region_mmap .*BAR 4 mmaps\[[0-9]+\] \[0x0 - ' "$logs/qemu.trace"
+
+# What the guest wrote through those mappings (and the device's own DMA
+# into BAR2) is in the server's memory: read its BAR2 memfd from outside.
+shm=""
+for f in /proc/"$srv_pid"/fd/*; do
+    [[ $(readlink "$f" 2>/dev/null) == /memfd:dma-test-bar2* ]] && { shm=$f; break; }
+done
+at() { # OFFSET BYTES: hex bytes of the server's BAR2 memory
+    [[ -n $shm ]] && dd if="$shm" bs=1 skip=$(($1)) count="$2" 2>/dev/null |
+        od -An -tx1 | tr -s ' \n' '  ' | sed 's/^ //; s/ $//'
+}
+check "server memory holds the guest's BAR2 page 0 write" \
+    test "$(at 0 8)" = "08 07 06 05 04 03 02 01"
+check "server memory holds the guest's BAR2 page 3 write" \
+    test "$(at 0x3000 4)" = "0d f0 fe ca"
+check "server memory holds the device's DMA into BAR2" \
+    test "$(at 0x100 8)" = "5a 5b 58 59 5e 5f 5c 5d"
+
+# --------------------------------------------------------------- shutdown
+kill -TERM "$srv_pid" 2>/dev/null
+wait "$srv_pid"
+srv_rc=$?
+srv_pid=""
+if ((srv_rc == 0)); then
+    ok "server exits 0 on SIGTERM"
+else
+    nok "server exits 0 on SIGTERM (status $srv_rc)"
+    tail_diag "$work/server.log" 40
+fi
+# Debug lines may mention failures of single messages; a warning or an
+# error is the server's own verdict that something went wrong.
+bad=$(grep -aE '\] (warning|error): |ERROR: |runtime error' "$work/server.log")
+if [[ -z $bad ]]; then
+    ok "server logged no warnings or errors"
+else
+    nok "server logged no warnings or errors"
+    printf '%s\n' "$bad" | head -n 20 | diag
+fi
+# Requests the server failed: not fatal by themselves for every command,
+# but each is a disagreement with QEMU worth seeing.
+if grep -aq ') failed: ' "$work/server.log"; then
+    nok "server failed none of QEMU's requests"
+    grep -a ') failed: ' "$work/server.log" | sed -E 's/^\[[0-9.]*\] //; s/ \(id [0-9]+\)//' | sort | uniq -c |
+        sort -rn | head -n 20 | diag
+else
+    ok "server failed none of QEMU's requests"
+fi
+echo "# total $((SECONDS - t0)) s"

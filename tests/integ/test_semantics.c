@@ -1,0 +1,618 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hard PCI semantics, each proven through the client library against
+ * real `vfiokit serve` processes: sub-page BARs at 4K/16K/64K host pages,
+ * MSI-X and MSI masking, the memory-enable policies, emulated BARs over
+ * device memory, memory attributes, and DMA under a 32-bit mask.
+ * docs/semantics.md describes each point and how it compares with Linux
+ * vfio-pci.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <linux/pci_regs.h>
+
+#include "devmem.h"
+#include "dma_test.h"
+#include "driver.h"
+#include "subpage.h"
+#include "testlib.h"
+
+/* One server and one client per test, torn down even on failure. */
+static struct tsrv srv;
+static struct vfk_device *dev;
+
+static struct vfk_device *serve(const char *const *args)
+{
+	int err;
+
+	assert_int_equal(tsrv_start_exec(&srv, args), 0);
+	dev = tsrv_open(&srv, &err);
+	if (!dev)
+		fail_msg("connect: %s", vfk_strerror(err));
+	return dev;
+}
+
+static int teardown(void **state)
+{
+	int st;
+
+	(void)state;
+	if (dev)
+		vfk_device_close(dev);
+	dev = NULL;
+	st = tsrv_stop(&srv);
+	return st == 0 ? 0 : -1; /* the server exits cleanly (leak-free under ASan) */
+}
+
+static bool fired(int efd, int timeout_ms)
+{
+	struct pollfd p = { efd, POLLIN, 0 };
+	uint64_t v;
+
+	return poll(&p, 1, timeout_ms) == 1 && read(efd, &v, 8) == 8;
+}
+
+static void enable(struct vfk_device *d)
+{
+	uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_IO | PCI_COMMAND_MASTER;
+
+	assert_int_equal(vfk_device_config_write(d, PCI_COMMAND, &cmd, 2), 0);
+}
+
+/* Expected mmap coverage of one BAR: up to two areas, or none. */
+struct cover {
+	unsigned nr;
+	struct vfk_area a[2];
+	uint32_t in_page;
+	bool msix_mappable;
+};
+
+#define NONE(ip) { .nr = 0, .in_page = (ip) }
+#define ONE(o, sz) { .nr = 1, .a = { { (o), (sz) } } }
+
+static void check_cover(struct vfk_device *d, unsigned bar, const struct cover *c)
+{
+	struct vfk_region_info ri;
+
+	assert_int_equal(vfk_region_get_info(d, bar, &ri), 0);
+	if (ri.nr_areas != c->nr)
+		fail_msg("BAR%u: %u areas, expected %u", bar, ri.nr_areas, c->nr);
+	assert_int_equal(ri.mappable, c->nr > 0);
+	for (unsigned i = 0; i < c->nr; i++) {
+		assert_int_equal(ri.areas[i].offset, c->a[i].offset);
+		assert_int_equal(ri.areas[i].size, c->a[i].size);
+	}
+	assert_int_equal(ri.msix_mappable, c->msix_mappable);
+	if (ri.has_layout)
+		assert_int_equal(ri.in_page_offset, c->in_page);
+}
+
+/* ---- 1. sub-page BARs and large host pages ---- */
+
+static void subpage_table(const char *page, const struct cover cov[6], bool msix_map)
+{
+	const char *args[] = { "subpage", "-q", "--page-size", page,
+			       msix_map ? "--msix-mappable" : NULL, NULL };
+	struct vfk_device *d = serve(args);
+
+	for (unsigned b = 0; b < 6; b++)
+		check_cover(d, b, &cov[b]);
+}
+
+static void test_subpage_4k(void **state)
+{
+	/* Each 256-byte BAR is alone in its 4K page: mapped whole. BAR3 is
+	 * not page-aligned; BAR4 keeps its register page, not the table's. */
+	static const struct cover cov[6] = {
+		ONE(0, 256), ONE(0, 256), ONE(0, 256), NONE(0x100), ONE(0, 0x1000), NONE(0),
+	};
+	struct vfk_region_info ri;
+	uint8_t *b0, *b1, v;
+	void *p;
+
+	(void)state;
+	subpage_table("4096", cov, false);
+	/* The mapping covers the BAR's whole page; the BAR is at its start. */
+	assert_int_equal(vfk_region_get_info(dev, 0, &ri), 0);
+	assert_int_equal(ri.in_page_offset, 0);
+	assert_true(ri.layout_flags & VFK_LAYOUT_SUBPAGE);
+	assert_true(ri.layout_flags & VFK_LAYOUT_EXCLUSIVE);
+	enable(dev);
+	assert_int_equal(vfk_region_map(dev, 0, &p), 0);
+	b0 = p;
+	assert_int_equal(vfk_region_map(dev, 1, &p), 0);
+	b1 = p;
+	b0[0] = 0xa0;
+	b0[255] = 0xa1;
+	b1[0] = 0xb0;
+	b0[4095] = 0xee; /* the rest of BAR0's page: nobody else's bytes */
+	vfk_region_unmap(dev, 0);
+	vfk_region_unmap(dev, 1);
+	assert_int_equal(vfk_region_read(dev, 0, 255, &v, 1), 0);
+	assert_int_equal(v, 0xa1);
+	assert_int_equal(vfk_region_read(dev, 1, 0, &v, 1), 0);
+	assert_int_equal(v, 0xb0);
+	/* BAR3 stays trapped; messages reach it. */
+	v = 0x33;
+	assert_int_equal(vfk_region_write(dev, 3, 0, &v, 1), 0);
+	assert_int_equal(vfk_region_map(dev, 3, &p), -ENODEV);
+}
+
+static void test_subpage_16k(void **state)
+{
+	/* A 16K page spans BAR0-BAR3 (one aperture): none may be mapped;
+	 * BAR4 is smaller than a page and its page holds the MSI-X table. */
+	static const struct cover cov[6] = {
+		NONE(0), NONE(0x1000), NONE(0x2000), NONE(0x3100), NONE(0), NONE(0),
+	};
+
+	(void)state;
+	subpage_table("16384", cov, false);
+}
+
+static void test_subpage_64k(void **state)
+{
+	static const struct cover cov[6] = {
+		NONE(0), NONE(0x1000), NONE(0x2000), NONE(0x3100), NONE(0), NONE(0),
+	};
+	struct vfk_region_info ri;
+
+	(void)state;
+	subpage_table("65536", cov, false);
+	assert_int_equal(vfk_region_get_info(dev, 1, &ri), 0);
+	assert_false(ri.layout_flags & VFK_LAYOUT_EXCLUSIVE);
+	assert_int_equal(ri.page_size, 65536);
+}
+
+static void test_subpage_64k_msix_mappable(void **state)
+{
+	/* MSIX_MAPPABLE: BAR4 is offered whole, table page included. */
+	static const struct cover cov[6] = {
+		NONE(0), NONE(0x1000), NONE(0x2000), NONE(0x3100),
+		{ .nr = 1, .a = { { 0, 0x2000 } }, .msix_mappable = true }, NONE(0),
+	};
+	uint32_t ent[4] = { 0xfee00000, 0, 0x4041, 0 }, back[4];
+	int e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	uint8_t *bar4;
+	void *p;
+
+	(void)state;
+	subpage_table("65536", cov, true);
+	enable(dev);
+	assert_int_equal(vfk_region_map(dev, 4, &p), 0);
+	bar4 = p;
+	/* Through the mapping, the table's bytes are plain memory: no
+	 * effect on delivery (interrupts are still set up by SET_IRQS) ... */
+	memset(bar4 + 0x1000, 0xff, 16);
+	assert_int_equal(vfk_device_irq_set_eventfds(dev, VFK_PCI_MSIX, 0, 1, &e), 0);
+	assert_int_equal(vfk_device_irq_trigger(dev, VFK_PCI_MSIX, 0, 1), 0);
+	assert_true(fired(e, 1000));
+	/* ... while by message the table is emulated and reads back. */
+	assert_int_equal(vfk_region_write(dev, 4, 0x1000, ent, 16), 0);
+	assert_int_equal(vfk_region_read(dev, 4, 0x1000, back, 16), 0);
+	assert_memory_equal(ent, back, 16);
+	vfk_region_unmap(dev, 4);
+	close(e);
+}
+
+static void test_dma_test_coverage_64k(void **state)
+{
+	/* dma-test at 64K: BAR2 (64 KiB) is one page holding the MSI-X
+	 * table: trapped; BAR4 has a page of its own: mapped. */
+	static const struct cover bar2 = NONE(0), bar4 = ONE(0, 256);
+	static const char *const args[] = { "dma-test", "-q", "--page-size", "65536", NULL };
+	struct vfk_device *d;
+
+	(void)state;
+	d = serve(args);
+	check_cover(d, 2, &bar2);
+	check_cover(d, 4, &bar4);
+}
+
+/* ---- 2. MSI-X and MSI ---- */
+
+static void test_msix_function_mask(void **state)
+{
+	static const char *const args[] = { "dma-test", "-q", NULL };
+	struct vfk_device *d = serve(args);
+	int e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	uint16_t ctl, msix = 0;
+	uint8_t cap, pos = 0;
+	uint32_t pba;
+
+	(void)state;
+	/* Find the MSI-X capability by walking config space. */
+	assert_int_equal(vfk_device_config_read(d, PCI_CAPABILITY_LIST, &pos, 1), 0);
+	while (pos) {
+		assert_int_equal(vfk_device_config_read(d, pos, &cap, 1), 0);
+		if (cap == PCI_CAP_ID_MSIX)
+			msix = pos;
+		assert_int_equal(vfk_device_config_read(d, pos + 1, &pos, 1), 0);
+	}
+	assert_true(msix);
+	enable(d);
+	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_MSIX, 0, 1, &e), 0);
+	assert_int_equal(vfk_device_config_read(d, msix + PCI_MSIX_FLAGS, &ctl, 2), 0);
+	assert_true(ctl & PCI_MSIX_FLAGS_ENABLE); /* set by SET_IRQS */
+	ctl |= PCI_MSIX_FLAGS_MASKALL;
+	assert_int_equal(vfk_device_config_write(d, msix + PCI_MSIX_FLAGS, &ctl, 2), 0);
+	assert_int_equal(dma_test_start(d, 0, 0, 0, DMA_TEST_CTRL_IRQ), 0);
+	assert_false(fired(e, 300));
+	assert_int_equal(vfk_region_read(d, 2, DMA_TEST_MSIX_PBA, &pba, 4), 0);
+	assert_int_equal(pba, 1);
+	ctl &= ~PCI_MSIX_FLAGS_MASKALL;
+	assert_int_equal(vfk_device_config_write(d, msix + PCI_MSIX_FLAGS, &ctl, 2), 0);
+	assert_true(fired(e, 1000));
+	/* Reset restores the table and the control register. */
+	{
+		uint32_t ent[4] = { 0xfee01000, 0, 0x55, 0 }, back[4];
+
+		assert_int_equal(vfk_region_write(d, 2, DMA_TEST_MSIX_TABLE + 16, ent, 16), 0);
+		assert_int_equal(vfk_region_read(d, 2, DMA_TEST_MSIX_TABLE + 16, back, 16), 0);
+		assert_memory_equal(ent, back, 16);
+		assert_int_equal(vfk_device_reset(d), 0);
+		enable(d);
+		assert_int_equal(vfk_region_read(d, 2, DMA_TEST_MSIX_TABLE + 16, back, 16), 0);
+		assert_int_equal(back[0], 0);
+		assert_int_equal(back[2], 0);
+		assert_int_equal(back[3], 1); /* unbound vector: masked */
+	}
+	close(e);
+}
+
+static void test_msi_per_vector_mask(void **state)
+{
+	static const char *const args[] = { "dma-test", "-q", NULL };
+	struct vfk_device *d = serve(args);
+	int e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	uint8_t pos = 0, cap, msi = 0;
+	uint32_t mask, pending;
+
+	(void)state;
+	assert_int_equal(vfk_device_config_read(d, PCI_CAPABILITY_LIST, &pos, 1), 0);
+	while (pos) {
+		assert_int_equal(vfk_device_config_read(d, pos, &cap, 1), 0);
+		if (cap == PCI_CAP_ID_MSI)
+			msi = pos;
+		assert_int_equal(vfk_device_config_read(d, pos + 1, &pos, 1), 0);
+	}
+	assert_true(msi);
+	enable(d);
+	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_MSI, 0, 1, &e), 0);
+	assert_int_equal(dma_test_start(d, 0, 0, 0, DMA_TEST_CTRL_IRQ), 0);
+	assert_true(fired(e, 1000));
+	/* 64-bit, maskable: mask bits at +0x10, pending at +0x14. */
+	mask = 1;
+	assert_int_equal(vfk_device_config_write(d, msi + PCI_MSI_MASK_64, &mask, 4), 0);
+	assert_int_equal(dma_test_start(d, 0, 0, 0, DMA_TEST_CTRL_IRQ), 0);
+	assert_false(fired(e, 300));
+	assert_int_equal(vfk_device_config_read(d, msi + PCI_MSI_PENDING_64, &pending, 4), 0);
+	assert_int_equal(pending, 1);
+	mask = 0;
+	assert_int_equal(vfk_device_config_write(d, msi + PCI_MSI_MASK_64, &mask, 4), 0);
+	assert_true(fired(e, 1000));
+	assert_int_equal(vfk_device_config_read(d, msi + PCI_MSI_PENDING_64, &pending, 4), 0);
+	assert_int_equal(pending, 0);
+	close(e);
+}
+
+/* ---- 3. command register and memory enable ---- */
+
+static void test_disabled_all_ones(void **state)
+{
+	static const char *const args[] = { "dma-test", "-q", "--disabled-access", "ones", NULL };
+	struct vfk_device *d = serve(args);
+	struct vfk_region_info ri;
+	uint32_t v = 0x1234, back;
+	uint16_t cmd = 0;
+
+	(void)state;
+	assert_int_equal(vfk_region_get_info(d, 0, &ri), 0);
+	assert_true(ri.attrs & VFK_ATTR_DISABLED_ONES);
+	enable(d);
+	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_SCRATCH, 7), 0);
+	assert_int_equal(vfk_device_config_write(d, PCI_COMMAND, &cmd, 2), 0);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_ID, &back), 0);
+	assert_int_equal(back, 0xffffffff);
+	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_SCRATCH, v), 0); /* dropped */
+	assert_int_equal(vfk_region_read(d, 5, 0, &back, 4), 0); /* I/O BAR too */
+	assert_int_equal(back, 0xffffffff);
+	enable(d);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_SCRATCH, &back), 0);
+	assert_int_equal(back, 7);
+}
+
+static void test_revoke_on_disable(void **state)
+{
+	static const char *const args[] = { "subpage", "-q", "--revoke-on-disable", NULL };
+	struct vfk_device *d = serve(args);
+	struct vfk_region_info ri;
+	uint16_t cmd = 0;
+	volatile uint8_t *m;
+	uint8_t v;
+	void *p;
+
+	(void)state;
+	assert_int_equal(vfk_region_get_info(d, 0, &ri), 0);
+	assert_true(ri.attrs & VFK_ATTR_MAP_REVOKE);
+	enable(d);
+	assert_int_equal(vfk_region_map(d, 0, &p), 0);
+	m = p;
+	m[10] = 0x11;
+	/* Decoding off: the mapping shows all-ones, writes through it are
+	 * not honoured, and nothing the device held is lost. */
+	assert_int_equal(vfk_device_config_write(d, PCI_COMMAND, &cmd, 2), 0);
+	assert_int_equal(m[10], 0xff);
+	m[10] = 0x22;
+	/* Messages get the vfio-pci answer (the client reads through its
+	 * mapping while it has one, so drop it first). */
+	vfk_region_unmap(d, 0);
+	assert_int_equal(vfk_region_read(d, 0, 10, &v, 1), -EIO);
+	enable(d);
+	assert_int_equal(vfk_region_map(d, 0, &p), 0);
+	m = p;
+	assert_int_equal(m[10], 0x11);
+	vfk_region_unmap(d, 0);
+	assert_int_equal(vfk_region_read(d, 0, 10, &v, 1), 0);
+	assert_int_equal(v, 0x11);
+}
+
+static void test_af_flr(void **state)
+{
+	static const char *const args[] = { "subpage", "-q", NULL };
+	struct vfk_device *d = serve(args);
+	uint8_t pos = 0, cap, af = 0, ctl = PCI_AF_CTRL_FLR;
+	uint32_t v = 0x77, bar0 = 0xfe000000;
+	uint16_t cmd;
+
+	(void)state;
+	assert_int_equal(vfk_device_config_read(d, PCI_CAPABILITY_LIST, &pos, 1), 0);
+	while (pos) {
+		assert_int_equal(vfk_device_config_read(d, pos, &cap, 1), 0);
+		if (cap == PCI_CAP_ID_AF)
+			af = pos;
+		assert_int_equal(vfk_device_config_read(d, pos + 1, &pos, 1), 0);
+	}
+	assert_true(af);
+	enable(d);
+	assert_int_equal(vfk_device_config_write(d, PCI_BASE_ADDRESS_0, &bar0, 4), 0);
+	assert_int_equal(vfk_region_write(d, 5, 4, &v, 4), 0);
+	assert_int_equal(vfk_device_config_write(d, af + PCI_AF_CTRL, &ctl, 1), 0);
+	/* The function is back at power-on state: BARs, command, registers. */
+	assert_int_equal(vfk_device_config_read(d, af + PCI_AF_CTRL, &ctl, 1), 0);
+	assert_int_equal(ctl, 0);
+	assert_int_equal(vfk_device_config_read(d, PCI_BASE_ADDRESS_0, &bar0, 4), 0);
+	assert_int_equal(bar0, 0);
+	assert_int_equal(vfk_device_config_read(d, PCI_COMMAND, &cmd, 2), 0);
+	assert_int_equal(cmd, 0);
+	enable(d);
+	assert_int_equal(vfk_region_read(d, 5, 4, &v, 4), 0);
+	assert_int_equal(v, 0);
+}
+
+/* ---- 4 and 5. emulated BARs over device memory; attributes ---- */
+
+static void test_devmem_edges(void **state)
+{
+	static const char *const args[] = { "devmem", "-q", NULL };
+	struct vfk_device *d = serve(args);
+	const uint64_t end = DEVMEM_RESMEM_LEN; /* first padded byte of BAR2 */
+	struct vfk_region_info ri;
+	uint8_t b[8], one;
+	uint32_t bar;
+
+	(void)state;
+	assert_int_equal(vfk_region_get_info(d, 2, &ri), 0);
+	assert_int_equal(ri.size, 0x200000); /* rounded up to a power of two */
+	assert_int_equal(ri.backed_size, DEVMEM_RESMEM_LEN);
+	assert_int_equal(ri.nr_areas, 1);
+	assert_int_equal(ri.areas[0].offset, 0);
+	assert_int_equal(ri.areas[0].size, DEVMEM_RESMEM_LEN & ~0xfffull);
+	assert_int_equal(ri.attrs, VFK_ATTR_PREFETCHABLE | VFK_ATTR_MAP_WC);
+	assert_int_equal(vfk_region_get_info(d, 4, &ri), 0);
+	assert_int_equal(ri.size, 0x800000);
+	assert_int_equal(ri.attrs, VFK_ATTR_PREFETCHABLE | VFK_ATTR_MAP_WC | VFK_ATTR_MAP_CACHED);
+	assert_int_equal(vfk_region_get_info(d, 0, &ri), 0);
+	assert_int_equal(ri.attrs, 0); /* registers: uncached only */
+
+	enable(d);
+	/* The last real byte holds what is written. */
+	one = 0x5a;
+	assert_int_equal(vfk_region_write(d, 2, end - 1, &one, 1), 0);
+	assert_int_equal(vfk_region_read(d, 2, end - 1, &one, 1), 0);
+	assert_int_equal(one, 0x5a);
+	/* The first padded byte reads all-ones and ignores writes. */
+	one = 0;
+	assert_int_equal(vfk_region_write(d, 2, end, &one, 1), 0);
+	assert_int_equal(vfk_region_read(d, 2, end, &one, 1), 0);
+	assert_int_equal(one, 0xff);
+	/* An access across the edge is split: memory, then all-ones. */
+	memset(b, 0, sizeof(b));
+	assert_int_equal(vfk_region_write(d, 2, end - 4, b, 8), 0);
+	assert_int_equal(vfk_region_read(d, 2, end - 4, b, 8), 0);
+	assert_memory_equal(b, "\0\0\0\0\xff\xff\xff\xff", 8);
+	/* The last byte of the BAR: padding; past the BAR: an error. */
+	assert_int_equal(vfk_region_read(d, 2, 0x1fffff, &one, 1), 0);
+	assert_int_equal(one, 0xff);
+	assert_int_equal(vfk_region_read(d, 2, 0x200000, &one, 1), -EINVAL);
+	assert_int_equal(vfk_region_read(d, 2, 0x1ffffc, b, 8), -EINVAL);
+	/* Emulated BAR registers: sizing, and back to zero on reset. */
+	bar = 0xffffffff;
+	assert_int_equal(vfk_device_config_write(d, PCI_BASE_ADDRESS_2, &bar, 4), 0);
+	assert_int_equal(vfk_device_config_read(d, PCI_BASE_ADDRESS_2, &bar, 4), 0);
+	assert_int_equal(bar, 0xffe00000 | PCI_BASE_ADDRESS_MEM_TYPE_64 |
+				      PCI_BASE_ADDRESS_MEM_PREFETCH);
+	bar = 0xc0000000;
+	assert_int_equal(vfk_device_config_write(d, PCI_BASE_ADDRESS_2, &bar, 4), 0);
+	assert_int_equal(vfk_device_reset(d), 0);
+	assert_int_equal(vfk_device_config_read(d, PCI_BASE_ADDRESS_2, &bar, 4), 0);
+	assert_int_equal(bar, PCI_BASE_ADDRESS_MEM_TYPE_64 | PCI_BASE_ADDRESS_MEM_PREFETCH);
+}
+
+static void test_devmem_backing_file(void **state)
+{
+	char path[] = "/tmp/vfk-devmem.XXXXXX";
+	int fd = mkstemp(path);
+	const char *args[] = { "devmem", "-q", "--backing", path, NULL };
+	struct vfk_device *d;
+	uint8_t b[4] = { 1, 2, 3, 4 }, f[4];
+	uint8_t *m;
+	void *p;
+
+	(void)state;
+	assert_true(fd >= 0);
+	d = serve(args);
+	enable(d);
+	/* Through a mapping of usemem, then read in the backing file. */
+	assert_int_equal(vfk_region_map(d, 4, &p), 0);
+	m = p;
+	memcpy(m + 0x1000, b, 4);
+	vfk_region_unmap(d, 4);
+	assert_int_equal(pread(fd, f, 4, 0x1000), 4);
+	assert_memory_equal(b, f, 4);
+	close(fd);
+	unlink(path);
+}
+
+/* ---- 6. DMA under a 32-bit mask; client coalescing ---- */
+
+#define LOW 0x10000000ull
+#define HIGH 0x100000000ull
+
+static void test_dma_mask_bounce(void **state)
+{
+	static const char *const args[] = { "dma-test", "-q", "--dma-mask", "32", NULL };
+	struct vfk_device *d = serve(args);
+	int memfd = memfd_create("m", MFD_CLOEXEC), e = eventfd(0, EFD_CLOEXEC);
+	uint32_t bounced0, bounced1, st;
+	uint8_t *mem;
+
+	(void)state;
+	assert_int_equal(ftruncate(memfd, 2 << 20), 0);
+	mem = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	for (int i = 0; i < 1 << 20; i++)
+		mem[i] = (uint8_t)(i ^ 0x5a);
+	enable(d);
+	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_MSIX, 0, 1, &e), 0);
+	/* Below 4 GiB and above it, the same memfd at two places. */
+	assert_int_equal(vfk_device_dma_map(d, &(struct vfk_dma_mapping){
+		LOW, 1 << 20, mem, memfd, 0, VFK_DMA_READ | VFK_DMA_WRITE }), 0);
+	assert_int_equal(vfk_device_dma_map(d, &(struct vfk_dma_mapping){
+		HIGH, 1 << 20, mem + (1 << 20), memfd, 1 << 20, VFK_DMA_READ | VFK_DMA_WRITE }), 0);
+	/* Within the mask: the engine works on client memory directly. */
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_BOUNCED, &bounced0), 0);
+	assert_int_equal(dma_test_start(d, LOW, LOW + 0x80000, 0x40000, DMA_TEST_CTRL_IRQ), 0);
+	assert_int_equal(dma_test_wait_irq(d, e, 5000), 0);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_BOUNCED, &bounced1), 0);
+	assert_int_equal(bounced1, bounced0);
+	assert_memory_equal(mem, mem + 0x80000, 0x40000);
+	/* Above the mask: through the bounce pool, one per 64 KiB piece. */
+	assert_int_equal(dma_test_start(d, LOW, HIGH, 0x40000, DMA_TEST_CTRL_IRQ), 0);
+	assert_int_equal(dma_test_wait_irq(d, e, 5000), 0);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_STATUS, &st), 0);
+	assert_int_equal(st, DMA_TEST_STATUS_DONE);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_BOUNCED, &bounced1), 0);
+	assert_int_equal(bounced1 - bounced0, 4);
+	assert_memory_equal(mem, mem + (1 << 20), 0x40000);
+	/* Read-only memory is not written; unmapped memory is not touched. */
+	assert_int_equal(vfk_device_dma_unmap(d, HIGH, 1 << 20), 0);
+	assert_int_equal(vfk_device_dma_map(d, &(struct vfk_dma_mapping){
+		HIGH, 1 << 20, mem + (1 << 20), memfd, 1 << 20, VFK_DMA_READ }), 0);
+	mem[(1 << 20) + 5] = 0x77;
+	assert_int_equal(dma_test_start(d, LOW, HIGH, 0x100, DMA_TEST_CTRL_IRQ), 0);
+	assert_int_equal(dma_test_wait_irq(d, e, 5000), 0);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_ERRNO, &st), 0);
+	assert_int_equal(st, EACCES);
+	assert_int_equal(mem[(1 << 20) + 5], 0x77);
+	assert_int_equal(dma_test_start(d, LOW, HIGH + (2 << 20), 0x100, DMA_TEST_CTRL_IRQ), 0);
+	assert_int_equal(dma_test_wait_irq(d, e, 5000), 0);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_ERRNO, &st), 0);
+	assert_int_equal(st, EFAULT);
+	munmap(mem, 2 << 20);
+	close(memfd);
+	close(e);
+}
+
+static void test_client_coalescing(void **state)
+{
+	static const char *const args[] = { "dma-test", "-q", NULL };
+	struct vfk_device *d = serve(args);
+	int memfd = memfd_create("m", MFD_CLOEXEC), e = eventfd(0, EFD_CLOEXEC);
+	struct vfk_dma_mapping pages[16];
+	uint32_t b0, b1;
+	uint8_t *mem;
+
+	(void)state;
+	assert_int_equal(ftruncate(memfd, 1 << 20), 0);
+	mem = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	memset(mem, 0x3c, 0x10000);
+	/* 16 pages mapped one by one, listed out of order: one window. */
+	for (int i = 0; i < 16; i++) {
+		int k = (i * 7) % 16;
+
+		pages[i] = (struct vfk_dma_mapping){ LOW + k * 4096ull, 4096, mem + k * 4096,
+						     memfd, k * 4096ull,
+						     VFK_DMA_READ | VFK_DMA_WRITE };
+	}
+	assert_int_equal(vfk_device_dma_map_many(d, pages, 16), 1);
+	enable(d);
+	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_MSIX, 0, 1, &e), 0);
+	/* A 64 KiB copy inside one window needs no bounce buffer; across
+	 * 16 windows it would take one per piece. */
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_BOUNCED, &b0), 0);
+	assert_int_equal(dma_test_start(d, LOW, LOW + 0x80000 - 0x10000, 0x10000, DMA_TEST_CTRL_IRQ),
+			 0);
+	assert_int_equal(dma_test_wait_irq(d, e, 5000), 0);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_BOUNCED, &b1), 0);
+	assert_int_equal(b0, b1);
+	/* Windows that do not continue each other stay apart. */
+	assert_int_equal(vfk_device_dma_unmap(d, LOW, 0x10000), 0);
+	pages[1].fd_offset += 4096; /* breaks the file-offset continuity */
+	assert_int_equal(vfk_device_dma_map_many(d, pages, 16), 3);
+	/* A failing batch maps nothing. */
+	assert_int_equal(vfk_device_dma_unmap(d, LOW, 0x10000), 0);
+	pages[15].iova = LOW; /* overlaps */
+	assert_true(vfk_device_dma_map_many(d, pages, 16) < 0);
+	/* Page 9 (pages[15]) moved away: [0..8], [10..15] and itself. */
+	pages[15].iova = LOW + 0x20000;
+	pages[15].vaddr = mem + 0x20000;
+	pages[15].fd_offset = 0x20000;
+	pages[1].fd_offset -= 4096;
+	assert_int_equal(vfk_device_dma_map_many(d, pages, 16), 3);
+	munmap(mem, 1 << 20);
+	close(memfd);
+	close(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_subpage_4k, teardown),
+		cmocka_unit_test_teardown(test_subpage_16k, teardown),
+		cmocka_unit_test_teardown(test_subpage_64k, teardown),
+		cmocka_unit_test_teardown(test_subpage_64k_msix_mappable, teardown),
+		cmocka_unit_test_teardown(test_dma_test_coverage_64k, teardown),
+		cmocka_unit_test_teardown(test_msix_function_mask, teardown),
+		cmocka_unit_test_teardown(test_msi_per_vector_mask, teardown),
+		cmocka_unit_test_teardown(test_disabled_all_ones, teardown),
+		cmocka_unit_test_teardown(test_revoke_on_disable, teardown),
+		cmocka_unit_test_teardown(test_af_flr, teardown),
+		cmocka_unit_test_teardown(test_devmem_edges, teardown),
+		cmocka_unit_test_teardown(test_devmem_backing_file, teardown),
+		cmocka_unit_test_teardown(test_dma_mask_bounce, teardown),
+		cmocka_unit_test_teardown(test_client_coalescing, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
