@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "vfiokit/common.h"
@@ -74,6 +75,26 @@ struct vfk_channel_ops {
 	int (*fd)(struct vfk_channel *ch);
 	/* Close the channel and free it; queued output is dropped. */
 	void (*destroy)(struct vfk_channel *ch);
+	/*
+	 * Since version 2.  Take the next whole message, waiting up to
+	 * timeout_ms (> 0) for it inside the receive call itself, so that a
+	 * request-reply costs no separate poll.  1, -ETIMEDOUT, or as recv().
+	 * The fd must be in blocking mode.
+	 */
+	int (*recv_wait)(struct vfk_channel *ch, struct vfk_msg *msg,
+			 int timeout_ms);
+	/*
+	 * Since version 3: receiving through another I/O engine (io_uring).
+	 * recv_prepare() fills `mh` (iovec and control buffer owned by the
+	 * channel, stable until recv_commit()) for one recvmsg into the
+	 * buffer; the channel must see no other call until recv_commit()
+	 * reports the result (`n` bytes, or a negative errno, with the
+	 * msg_flags the kernel set).  recv_commit() returns 0 or a negative
+	 * errno as recv() would; whole messages are then taken with recv(),
+	 * which reads nothing while one is buffered.
+	 */
+	int (*recv_prepare)(struct vfk_channel *ch, struct msghdr *mh);
+	int (*recv_commit)(struct vfk_channel *ch, struct msghdr *mh, ssize_t n);
 };
 
 /* Every channel starts with this header; implementations embed it. */

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -55,6 +56,13 @@ struct sock_channel {
 	struct fdq_entry fdq[FDQ_MAX];
 	unsigned fdq_n;
 	struct txmsg *txq_head, *txq_tail;
+	int rcvtimeo_ms;    /* SO_RCVTIMEO currently set, 0 = none */
+	/* The recvmsg target, kept here so an io_uring read can use it. */
+	struct iovec rx_iov;
+	union {
+		struct cmsghdr align;
+		uint8_t buf[CMSG_SPACE(VFK_CHANNEL_MAX_FDS * sizeof(int))];
+	} cbuf;
 };
 
 static struct sock_channel *sc(struct vfk_channel *ch)
@@ -144,19 +152,9 @@ static void take_fds(struct sock_channel *s, uint64_t pos, struct vfk_msg *msg,
 	}
 }
 
-static int read_more(struct sock_channel *s)
+/* Make room at the tail of the buffer for the next read. */
+static int make_room(struct sock_channel *s)
 {
-	union {
-		struct cmsghdr align;
-		uint8_t buf[CMSG_SPACE(VFK_CHANNEL_MAX_FDS * sizeof(int))];
-	} cbuf;
-	struct iovec iov;
-	struct msghdr mh;
-	int fds[VFK_CHANNEL_MAX_FDS];
-	unsigned nfds = 0;
-	uint64_t old_end;
-	ssize_t n;
-
 	/* Compact when the message at rx_start cannot fit in the rest of the
 	 * buffer, or when the free tail has become small. */
 	if (s->rx_start == s->rx_end) {
@@ -180,23 +178,28 @@ static int read_more(struct sock_channel *s)
 			s->rx_start = 0;
 		}
 	}
-	if (s->rx_end == s->rx_cap)
-		return -ENOBUFS; /* cannot happen: messages fit the buffer */
+	return s->rx_end == s->rx_cap ? -ENOBUFS : 0; /* messages fit the buffer */
+}
 
-	iov.iov_base = s->rx + s->rx_end;
-	iov.iov_len = s->rx_cap - s->rx_end;
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cbuf.buf;
-	mh.msg_controllen = CMSG_SPACE(s->base.max_fds * sizeof(int));
-	do {
-		n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+static void fill_msghdr(struct sock_channel *s, struct msghdr *mh)
+{
+	s->rx_iov.iov_base = s->rx + s->rx_end;
+	s->rx_iov.iov_len = s->rx_cap - s->rx_end;
+	memset(mh, 0, sizeof(*mh));
+	mh->msg_iov = &s->rx_iov;
+	mh->msg_iovlen = 1;
+	mh->msg_control = s->cbuf.buf;
+	mh->msg_controllen = CMSG_SPACE(s->base.max_fds * sizeof(int));
+}
 
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+/* Account for `n` bytes (and their fds) a recvmsg put at the tail. */
+static int commit_read(struct sock_channel *s, struct msghdr *mh, ssize_t n)
+{
+	int fds[VFK_CHANNEL_MAX_FDS];
+	unsigned nfds = 0;
+	uint64_t old_end;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		unsigned k;
 
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
@@ -219,13 +222,50 @@ static int read_more(struct sock_channel *s)
 	}
 	old_end = s->rx_base + s->rx_end;
 	s->rx_end += (uint32_t)n;
-	if (nfds || (mh.msg_flags & MSG_CTRUNC)) {
-		int rc = attribute_fds(s, old_end, s->rx_base + s->rx_end, fds,
-				       nfds, (mh.msg_flags & MSG_CTRUNC) != 0);
-		if (rc)
-			return rc;
-	}
-	return 1;
+	if (nfds || (mh->msg_flags & MSG_CTRUNC))
+		return attribute_fds(s, old_end, s->rx_base + s->rx_end, fds, nfds,
+				     (mh->msg_flags & MSG_CTRUNC) != 0);
+	return 0;
+}
+
+/* One recvmsg into the buffer: 1 if bytes came (or EOF), 0 if none. */
+static int read_more(struct sock_channel *s, bool block)
+{
+	struct msghdr mh;
+	ssize_t n;
+	int rc = make_room(s);
+
+	if (rc)
+		return rc;
+	fill_msghdr(s, &mh);
+	do {
+		n = recvmsg(s->fd, &mh, (block ? 0 : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+	rc = commit_read(s, &mh, n);
+	return rc ? rc : (n ? 1 : 0);
+}
+
+static int sock_recv_prepare(struct vfk_channel *ch, struct msghdr *mh)
+{
+	struct sock_channel *s = sc(ch);
+	int rc;
+
+	if (s->skip || s->eof)
+		return -EAGAIN; /* let recv() do the discarding */
+	rc = make_room(s);
+	if (rc)
+		return rc;
+	fill_msghdr(s, mh);
+	return 0;
+}
+
+static int sock_recv_commit(struct vfk_channel *ch, struct msghdr *mh, ssize_t n)
+{
+	if (n < 0)
+		return n == -EAGAIN || n == -EINTR || n == -ECANCELED ? 0 : (int)n;
+	return commit_read(sc(ch), mh, n);
 }
 
 static bool sock_has_buffered(struct vfk_channel *ch)
@@ -245,7 +285,7 @@ static bool sock_has_buffered(struct vfk_channel *ch)
 	}
 }
 
-static int sock_recv(struct vfk_channel *ch, struct vfk_msg *msg)
+static int recv_common(struct vfk_channel *ch, struct vfk_msg *msg, bool block)
 {
 	struct sock_channel *s = sc(ch);
 
@@ -308,10 +348,34 @@ static int sock_recv(struct vfk_channel *ch, struct vfk_msg *msg)
 		}
 		if (s->eof)
 			return -EPIPE;
-		rc = read_more(s);
+		rc = read_more(s, block);
+		if (rc == 0 && block && !s->eof)
+			return -ETIMEDOUT; /* SO_RCVTIMEO expired */
 		if (rc <= 0 && !s->eof)
 			return rc;
 	}
+}
+
+static int sock_recv(struct vfk_channel *ch, struct vfk_msg *msg)
+{
+	return recv_common(ch, msg, false);
+}
+
+static int sock_recv_wait(struct vfk_channel *ch, struct vfk_msg *msg,
+			  int timeout_ms)
+{
+	struct sock_channel *s = sc(ch);
+
+	if (timeout_ms <= 0)
+		return -EINVAL;
+	if (s->rcvtimeo_ms != timeout_ms) {
+		struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+		if (setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+			return -errno;
+		s->rcvtimeo_ms = timeout_ms;
+	}
+	return recv_common(ch, msg, true);
 }
 
 static int send_raw(struct sock_channel *s, const struct iovec *iov, int iovcnt,
@@ -535,7 +599,7 @@ static void sock_destroy(struct vfk_channel *ch)
 }
 
 static const struct vfk_channel_ops sock_ops = {
-	.version = 1,
+	.version = 3,
 	.name = "unix-stream",
 	.recv = sock_recv,
 	.has_buffered = sock_has_buffered,
@@ -545,6 +609,9 @@ static const struct vfk_channel_ops sock_ops = {
 	.wait = sock_wait,
 	.fd = sock_fd,
 	.destroy = sock_destroy,
+	.recv_wait = sock_recv_wait,
+	.recv_prepare = sock_recv_prepare,
+	.recv_commit = sock_recv_commit,
 };
 
 int vfk_sock_channel_create(int fd, uint32_t max_msg_size, unsigned max_fds,

@@ -253,16 +253,15 @@ static int request(struct vfk_device *d, uint16_t cmd, const struct iovec *iov,
 		struct vfk_msg m;
 		int64_t left = deadline - now_ms();
 
-		if (!v->ch->ops->has_buffered(v->ch)) {
-			if (left <= 0 || v->ch->ops->wait(v->ch, (int)left) == -ETIMEDOUT) {
-				vfk_client_log(d, VFK_LOG_ERR, "%s (id %u): no reply in %d ms",
-					       vfk_cmd_name(cmd), h.id, d->opts.timeout_ms);
-				return -ETIMEDOUT;
-			}
+		/* The wait happens inside recvmsg (SO_RCVTIMEO): one system
+		 * call for the reply rather than poll + recvmsg. */
+		rc = left > 0 ? v->ch->ops->recv_wait(v->ch, &m, d->opts.timeout_ms)
+			      : -ETIMEDOUT;
+		if (rc == -ETIMEDOUT) {
+			vfk_client_log(d, VFK_LOG_ERR, "%s (id %u): no reply in %d ms",
+				       vfk_cmd_name(cmd), h.id, d->opts.timeout_ms);
+			return -ETIMEDOUT;
 		}
-		rc = v->ch->ops->recv(v->ch, &m);
-		if (rc == 0)
-			continue;
 		if (rc < 0) {
 			v->dead = true;
 			vfk_client_log(d, VFK_LOG_ERR, "connection lost: %s", vfk_strerror(rc));
@@ -823,6 +822,13 @@ int vfk_vfio_user_attach(struct vfk_device *d, int fd)
 	cfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (!v->reply || cfd < 0) {
 		rc = cfd < 0 ? -errno : -ENOMEM;
+		goto fail;
+	}
+	/* Replies are waited for inside recvmsg, which needs a blocking fd
+	 * (dispatch still reads with MSG_DONTWAIT). */
+	if (fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		rc = -errno;
+		close(cfd);
 		goto fail;
 	}
 	rc = vfk_sock_channel_create(cfd, (uint32_t)v->reply_cap, d->opts.max_msg_fds,

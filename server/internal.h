@@ -77,9 +77,14 @@ struct dma_win {
 	struct dma_file *file;
 };
 
+#define DMA_BLOCK 64u /* windows per second-level block: 512 bytes of starts */
+
 struct dma_table {
 	pthread_rwlock_t lock;  /* readers: translation on any thread */
 	struct dma_win *w;      /* sorted by iova, disjoint */
+	uint64_t *starts;       /* w[i].iova, dense, for the search */
+	uint64_t *summary;      /* starts[k * DMA_BLOCK]: the search's first level */
+	size_t nsummary;
 	size_t n, cap;
 	struct dma_file *files;
 	uint32_t max;

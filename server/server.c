@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -27,6 +28,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include "../channel/channel.h"
 #include "internal.h"
@@ -51,7 +54,8 @@ struct watch {
 struct vfk_server {
 	struct vfk_dev *dev;
 	struct vfk_server_opts opts;
-	int epfd;
+	int epfd;               /* everything: what vfk_server_fd() hands out */
+	int epfd_other;         /* everything but the connection (io_uring loop) */
 	int listen_fd;
 	char *listen_path;      /* unlinked on destroy */
 	int stop_fd;            /* eventfd written by vfk_server_stop() */
@@ -70,7 +74,16 @@ struct vfk_server {
 	uint8_t *tx;            /* reply scratch buffer */
 	size_t tx_cap;
 	struct vfk_server_stats stats;
+	/* vfk_server_run() waits and receives in one io_uring_enter(). */
+	bool uring;             /* the ring works here */
+	struct io_uring ring;
+	struct msghdr rx_mh;    /* the armed receive's target */
+	bool recv_armed, poll_armed, out_armed;
+	bool in_uring_loop;
+	bool discard_recv;      /* dropping the client: ignore what arrives */
 };
+
+enum { UD_RECV = 1, UD_POLL, UD_POLLOUT, UD_CANCEL };
 
 /* ---- logging ---- */
 
@@ -103,12 +116,24 @@ static int ep_add(struct vfk_server *srv, int fd, uint32_t events, void *src)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = src };
 
-	return epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	/* The io_uring loop reads the connection itself; everything else
+	 * it learns about through the second set. */
+	if (src != &srv->src_conn &&
+	    epoll_ctl(srv->epfd_other, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int err = -errno;
+
+		epoll_ctl(srv->epfd, EPOLL_CTL_DEL, fd, NULL);
+		return err;
+	}
+	return 0;
 }
 
 static void ep_del(struct vfk_server *srv, int fd)
 {
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, fd, NULL);
+	epoll_ctl(srv->epfd_other, EPOLL_CTL_DEL, fd, NULL);
 }
 
 static void conn_set_out(struct vfk_server *srv, bool want)
@@ -116,7 +141,18 @@ static void conn_set_out(struct vfk_server *srv, bool want)
 	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0),
 				  .data.ptr = &srv->src_conn };
 
-	if (!srv->ch || srv->conn_wants_out == want)
+	if (!srv->ch)
+		return;
+	if (srv->in_uring_loop && want && !srv->out_armed) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&srv->ring);
+
+		if (sqe) {
+			io_uring_prep_poll_add(sqe, srv->ch->ops->fd(srv->ch), POLLOUT);
+			io_uring_sqe_set_data64(sqe, UD_POLLOUT);
+			srv->out_armed = true;
+		}
+	}
+	if (srv->conn_wants_out == want)
 		return;
 	epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->ch->ops->fd(srv->ch), &ev);
 	srv->conn_wants_out = want;
@@ -137,10 +173,20 @@ static void sync_unmask_watch(struct vfk_server *srv)
 
 /* ---- client lifecycle ---- */
 
+static void disarm_recv(struct vfk_server *srv, bool *other);
+
 static void drop_client(struct vfk_server *srv, const char *why)
 {
 	if (!srv->ch)
 		return;
+	if (srv->recv_armed) {
+		/* The ring still reads into this channel's buffer. */
+		bool ignored = false;
+
+		srv->discard_recv = true;
+		disarm_recv(srv, &ignored);
+		srv->discard_recv = false;
+	}
 	slog(srv, VFK_LOG_INFO, "client disconnected: %s", why);
 	ep_del(srv, srv->ch->ops->fd(srv->ch));
 	srv->ch->ops->destroy(srv->ch);
@@ -782,6 +828,7 @@ int vfk_server_create(struct vfk_dev *dev, const struct vfk_server_opts *opts,
 		srv->opts.reply_timeout_ms = 5000;
 	srv->dev = dev;
 	srv->listen_fd = srv->stop_fd = srv->unmask_fd = -1;
+	srv->epfd = srv->epfd_other = -1;
 	srv->src_listen.kind = SRC_LISTEN;
 	srv->src_conn.kind = SRC_CONN;
 	srv->src_stop.kind = SRC_STOP;
@@ -791,8 +838,9 @@ int vfk_server_create(struct vfk_dev *dev, const struct vfk_server_opts *opts,
 	srv->tx_cap = 64 + srv->opts.max_data_xfer;
 	srv->tx = malloc(srv->tx_cap);
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+	srv->epfd_other = epoll_create1(EPOLL_CLOEXEC);
 	srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!srv->tx || srv->epfd < 0 || srv->stop_fd < 0) {
+	if (!srv->tx || srv->epfd < 0 || srv->epfd_other < 0 || srv->stop_fd < 0) {
 		rc = srv->tx ? -errno : -ENOMEM;
 		goto fail;
 	}
@@ -806,11 +854,16 @@ int vfk_server_create(struct vfk_dev *dev, const struct vfk_server_opts *opts,
 		goto fail;
 	}
 	dev->dma.max = srv->opts.max_dma_maps;
+	/* Without io_uring (old kernel, seccomp, sysctl) run() uses epoll. */
+	srv->uring = !getenv("VFK_NO_IO_URING") &&
+		     io_uring_queue_init(8, &srv->ring, 0) == 0;
 	*out = srv;
 	return 0;
 fail:
 	if (srv->epfd >= 0)
 		close(srv->epfd);
+	if (srv->epfd_other >= 0)
+		close(srv->epfd_other);
 	if (srv->stop_fd >= 0)
 		close(srv->stop_fd);
 	free(srv->tx);
@@ -837,6 +890,9 @@ void vfk_server_destroy(struct vfk_server *srv)
 	}
 	close(srv->stop_fd);
 	close(srv->epfd);
+	close(srv->epfd_other);
+	if (srv->uring)
+		io_uring_queue_exit(&srv->ring);
 	srv->dev->srv = NULL;
 	free(srv->tx);
 	free(srv);
@@ -875,9 +931,28 @@ int vfk_server_listen(struct vfk_server *srv, const char *path)
 			close(probe);
 		unlink(path);
 	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
-		rc = -errno;
-		goto fail;
+	/* Bind under a temporary name and rename once listening, so the
+	 * socket appears only when a connect() will succeed: a VMM started
+	 * as soon as the path exists must not get ECONNREFUSED. */
+	{
+		struct sockaddr_un tmp = { .sun_family = AF_UNIX };
+		int n = snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.%d.tmp", path,
+				 (int)getpid());
+		bool renamed = n > 0 && (size_t)n < sizeof(tmp.sun_path);
+
+		if (renamed) {
+			unlink(tmp.sun_path);
+			if (bind(fd, (struct sockaddr *)&tmp, sizeof(tmp)) < 0 ||
+			    listen(fd, 8) < 0 || rename(tmp.sun_path, path) < 0) {
+				rc = -errno;
+				unlink(tmp.sun_path);
+				goto fail;
+			}
+		} else if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+			   listen(fd, 8) < 0) {
+			rc = -errno;
+			goto fail;
+		}
 	}
 	srv->listen_path = strdup(path);
 	rc = ep_add(srv, fd, EPOLLIN, &srv->src_listen);
@@ -1039,8 +1114,149 @@ int vfk_server_dispatch(struct vfk_server *srv)
 	return dispatch_wait(srv, 0);
 }
 
+/* ---- the io_uring loop of vfk_server_run() ----
+ *
+ * A request then costs two system calls: one io_uring_enter() that both
+ * waits and receives it into the channel's buffer, and the sendmsg() of
+ * the reply.  (With epoll it is epoll_wait + recvmsg + sendmsg.)  The ring
+ * also waits on the second epoll set, for everything but the connection.
+ * Before anything else may touch the channel (watch callbacks, accept,
+ * DMA messages), the armed receive is cancelled and its bytes, if any,
+ * handed to the channel.
+ */
+
+static void arm_recv(struct vfk_server *srv)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!srv->ch || srv->recv_armed || srv->ch->ops->version < 3 ||
+	    srv->ch->ops->tx_pending(srv->ch) || srv->ch->ops->has_buffered(srv->ch))
+		return;
+	if (srv->ch->ops->recv_prepare(srv->ch, &srv->rx_mh))
+		return;
+	sqe = io_uring_get_sqe(&srv->ring);
+	if (!sqe)
+		return;
+	io_uring_prep_recvmsg(sqe, srv->ch->ops->fd(srv->ch), &srv->rx_mh,
+			      MSG_CMSG_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, UD_RECV);
+	srv->recv_armed = true;
+}
+
+static void arm_poll(struct vfk_server *srv)
+{
+	struct io_uring_sqe *sqe;
+
+	if (srv->poll_armed)
+		return;
+	sqe = io_uring_get_sqe(&srv->ring);
+	if (!sqe)
+		return;
+	io_uring_prep_poll_add(sqe, srv->epfd_other, POLLIN);
+	io_uring_sqe_set_data64(sqe, UD_POLL);
+	srv->poll_armed = true;
+}
+
+/* Handle one completion; true if the other sources need a dispatch. */
+static bool on_cqe(struct vfk_server *srv, struct io_uring_cqe *cqe)
+{
+	switch (io_uring_cqe_get_data64(cqe)) {
+	case UD_RECV:
+		srv->recv_armed = false;
+		if (srv->ch && !srv->discard_recv) {
+			int rc = srv->ch->ops->recv_commit(srv->ch, &srv->rx_mh, cqe->res);
+
+			if (rc) {
+				srv->stats.dropped++;
+				drop_client(srv, vfk_strerror(rc));
+			} else if (cqe->res != -ECANCELED) {
+				conn_input(srv);
+			}
+		}
+		return false;
+	case UD_POLL:
+		srv->poll_armed = false;
+		return true;
+	case UD_POLLOUT:
+		srv->out_armed = false;
+		if (srv->ch)
+			conn_output(srv);
+		return false;
+	}
+	return false;
+}
+
+static void disarm_recv(struct vfk_server *srv, bool *other)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!srv->recv_armed)
+		return;
+	sqe = io_uring_get_sqe(&srv->ring);
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, UD_RECV, 0);
+		io_uring_sqe_set_data64(sqe, UD_CANCEL);
+	}
+	io_uring_submit(&srv->ring);
+	while (srv->recv_armed) {
+		struct io_uring_cqe *cqe;
+
+		if (io_uring_wait_cqe(&srv->ring, &cqe))
+			break;
+		*other |= on_cqe(srv, cqe);
+		io_uring_cqe_seen(&srv->ring, cqe);
+	}
+}
+
+static int run_uring(struct vfk_server *srv)
+{
+	int rc = 0;
+
+	srv->in_uring_loop = true;
+	srv->dev->srv_thread = pthread_self();
+	/* The connection is read by the ring now; the epoll path may have
+	 * left whole messages buffered. */
+	if (srv->ch && srv->ch->ops->has_buffered(srv->ch))
+		conn_input(srv);
+	while (!srv->stopping && !srv->done) {
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+		bool other = false;
+
+		arm_poll(srv);
+		arm_recv(srv);
+		if (srv->ch && srv->ch->ops->tx_pending(srv->ch))
+			conn_set_out(srv, true);
+		rc = io_uring_submit_and_wait(&srv->ring, 1);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN)
+			break;
+		rc = 0;
+		io_uring_for_each_cqe(&srv->ring, head, cqe) {
+			other |= on_cqe(srv, cqe);
+			seen++;
+		}
+		io_uring_cq_advance(&srv->ring, seen);
+		if (other) {
+			disarm_recv(srv, &other);
+			rc = dispatch_wait(srv, 0);
+			if (rc < 0)
+				break;
+			rc = 0;
+		}
+	}
+	{
+		bool ignored = false;
+
+		disarm_recv(srv, &ignored);
+	}
+	srv->in_uring_loop = false;
+	return rc;
+}
+
 int vfk_server_run(struct vfk_server *srv)
 {
+	if (srv->uring)
+		return run_uring(srv);
 	for (;;) {
 		int rc = dispatch_wait(srv, -1);
 

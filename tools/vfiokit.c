@@ -14,6 +14,7 @@ static const struct {
 	{ "serve", cmd_serve, "serve a device model over vfio-user" },
 	{ "info", cmd_info, "describe a vfio-user device (config space, regions, IRQs)" },
 	{ "demo", cmd_demo, "start a dma-test server and drive a DMA copy through it" },
+	{ "bench", cmd_bench, "measure the request path next to raw floors (bench/README.md)" },
 	{ "models", cmd_models, "list the device models" },
 };
 

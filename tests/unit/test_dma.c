@@ -189,6 +189,48 @@ static void test_many_windows_one_mapping(void **state)
 	assert_int_equal(count_maps(), before);
 }
 
+/* Random maps and unmaps, every lookup checked against a plain list. */
+static void test_random_against_model(void **state)
+{
+	enum { SLOTS = 6000 };
+	static bool mapped[SLOTS];
+	struct vfk_dev *d = fx.dev;
+	uint32_t seed = 12345;
+	struct vfk_sg sg;
+
+	(void)state;
+	memset(mapped, 0, sizeof(mapped));
+	/* Slot i is the window [i * 0x3000, +0x1000 + (i % 3) * 0x800). */
+	for (int round = 0; round < 40000; round++) {
+		unsigned i;
+		uint64_t iova, size;
+
+		seed = seed * 1664525u + 1013904223u;
+		i = (seed >> 8) % SLOTS;
+		iova = (uint64_t)i * 0x3000;
+		size = 0x1000 + (i % 3) * 0x800;
+		if (!mapped[i]) {
+			assert_int_equal(vfk_dma_add(d, iova, size, RW, -1, 0), 0);
+			mapped[i] = true;
+		} else if (seed & 0x80000000u) {
+			assert_int_equal(vfk_dma_remove(d, iova, size), 0);
+			mapped[i] = false;
+		}
+		/* Probe an address: inside slot j's window, or in a gap. */
+		seed = seed * 1664525u + 1013904223u;
+		{
+			unsigned j = (seed >> 8) % SLOTS;
+			uint64_t off = (seed & 0xff) * 0x30; /* 0 .. 0x2fd0 */
+			uint64_t jsize = 0x1000 + (j % 3) * 0x800;
+			bool inside = mapped[j] && off < jsize;
+			int n = vfk_dma_translate(d, (uint64_t)j * 0x3000 + off, 1,
+						  VFK_PROT_READ, &sg, 1);
+
+			assert_int_equal(n, inside ? 1 : -EFAULT);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -196,6 +238,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_translate_and_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_windows_one_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_against_model, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
