@@ -25,13 +25,17 @@ static size_t host_page(void)
 	return p > 0 ? (size_t)p : 4096;
 }
 
-static int shm_wrap(int fd, size_t size, struct vfk_shm **out)
+static int shm_wrap_at(int fd, uint64_t file_offset, size_t size, bool borrow,
+		       struct vfk_shm **out)
 {
 	struct vfk_shm *shm = calloc(1, sizeof(*shm));
 
 	if (!shm)
 		return -ENOMEM;
-	shm->ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	shm->borrowed = borrow;
+	shm->file_offset = file_offset;
+	shm->ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+			(off_t)file_offset);
 	if (shm->ptr == MAP_FAILED) {
 		int err = -errno;
 
@@ -43,6 +47,19 @@ static int shm_wrap(int fd, size_t size, struct vfk_shm **out)
 	atomic_init(&shm->refs, 1);
 	*out = shm;
 	return 0;
+}
+
+static int shm_wrap(int fd, size_t size, struct vfk_shm **out)
+{
+	return shm_wrap_at(fd, 0, size, false, out);
+}
+
+int vfk_shm_from_fd_range(int fd, uint64_t file_offset, size_t size,
+			  bool borrow, struct vfk_shm **out)
+{
+	if (fd < 0 || size == 0 || file_offset % host_page())
+		return -EINVAL;
+	return shm_wrap_at(fd, file_offset, size, borrow, out);
 }
 
 int vfk_shm_create(size_t size, const char *name, struct vfk_shm **out)
@@ -109,7 +126,8 @@ void vfk_shm_put(struct vfk_shm *shm)
 	if (!shm || atomic_fetch_sub(&shm->refs, 1) != 1)
 		return;
 	munmap(shm->ptr, shm->size);
-	close(shm->fd);
+	if (!shm->borrowed)
+		close(shm->fd);
 	free(shm);
 }
 
@@ -238,7 +256,7 @@ int vfk_dev_set_bar(struct vfk_dev *dev, unsigned bar,
 	if (bar >= MAX_BARS || !d)
 		return -EINVAL;
 	if (d->flags & ~(VFK_BAR_MEM64 | VFK_BAR_IO | VFK_BAR_PREFETCH |
-			 VFK_BAR_SWAP_ON_DISABLE))
+			 VFK_BAR_SWAP_ON_DISABLE | VFK_BAR_CALLBACK_ACCESS))
 		return -EINVAL;
 	if (d->map_attrs & ~(VFK_MAP_WC | VFK_MAP_CACHED))
 		return -EINVAL;

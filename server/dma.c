@@ -275,7 +275,20 @@ int vfk_dma_add(struct vfk_dev *dev, uint64_t iova, uint64_t size,
 	if (dev->ops->dma_map) {
 		struct vfk_dma_window pub = { iova, size, prot, w.host };
 
-		dev->ops->dma_map(dev, &pub);
+		rc = dev->ops->dma_map(dev, &pub);
+		if (rc) {
+			/* The model refused it: take the window out again,
+			 * without an unmap notification it never accepted. */
+			pthread_rwlock_wrlock(&t->lock);
+			memmove(&t->w[i], &t->w[i + 1], (t->n - i - 1) * sizeof(w));
+			memmove(&t->starts[i], &t->starts[i + 1],
+				(t->n - i - 1) * sizeof(uint64_t));
+			t->n--;
+			summary_update(t, i);
+			pthread_rwlock_unlock(&t->lock);
+			file_put(t, w.file);
+			return rc < 0 ? rc : -EIO;
+		}
 	}
 	return 0;
 }

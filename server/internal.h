@@ -22,6 +22,8 @@
 struct vfk_shm {
 	atomic_uint refs;
 	int fd;
+	bool borrowed;         /* the fd is the caller's: not closed */
+	uint64_t file_offset;  /* file offset of byte 0 */
 	void *ptr;
 	size_t size;
 };

@@ -393,6 +393,17 @@ int vfk_irq_raise(struct vfk_dev *dev, unsigned vector)
 	return rc;
 }
 
+int vfk_irq_eventfd(struct vfk_dev *dev, unsigned index, unsigned vector)
+{
+	int fd = -1;
+
+	pthread_mutex_lock(&dev->irq_lock);
+	if (index < VFK_PCI_NUM_IRQS && vector < dev->irqs[index].count)
+		fd = dev->irqs[index].trigger[vector];
+	pthread_mutex_unlock(&dev->irq_lock);
+	return fd;
+}
+
 int vfk_irq_active(struct vfk_dev *dev)
 {
 	int a;

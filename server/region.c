@@ -68,7 +68,7 @@ static enum seg_kind classify(struct vfk_dev *dev, unsigned bar, uint64_t off,
 	if (b->shm && b->backed_size < lim)
 		lim = b->backed_size;
 	*end = lim;
-	return b->shm ? SEG_SHM : SEG_TRAP;
+	return b->shm && !(b->flags & VFK_BAR_CALLBACK_ACCESS) ? SEG_SHM : SEG_TRAP;
 }
 
 static int bar_access(struct vfk_dev *dev, bool write, unsigned bar,
@@ -201,7 +201,7 @@ static int describe(struct vfk_dev *dev, uint32_t index, struct region_desc *d)
 		if (b->nr_areas) {
 			d->flags |= VFK_REGION_FLAG_MMAP;
 			d->fd = b->shm->fd;
-			d->offset = b->shm_offset;
+			d->offset = b->shm->file_offset + b->shm_offset;
 			/* One area spanning the BAR needs no sparse list. */
 			if (!(b->nr_areas == 1 && b->areas[0].offset == 0 &&
 			      b->areas[0].size == b->size)) {
@@ -272,7 +272,7 @@ int vfk_dev_region_info(struct vfk_dev *dev, uint32_t index, uint32_t argsz,
 		vfk_caps_add(&cb, VFK_REGION_CAP_MSIX_MAPPABLE, 1, NULL, 0);
 	if (d.bar && d.bar->shm) {
 		struct vfk_region_layout_wire l = {
-			.fd_offset = d.bar->shm_offset,
+			.fd_offset = d.bar->shm->file_offset + d.bar->shm_offset,
 			.page_size = (uint32_t)dev->page_size,
 			.in_page_offset = (uint32_t)(d.bar->shm_offset % dev->page_size),
 		};

@@ -52,6 +52,15 @@ int vfk_shm_create(size_t size, const char *name, struct vfk_shm **out);
 /* Wrap an fd the caller opened (a file, a memfd, a DAX device); the shm
  * maps [0, size) of it shared and takes ownership of `fd` on success. */
 int vfk_shm_from_fd(int fd, size_t size, struct vfk_shm **out);
+/*
+ * As vfk_shm_from_fd(), for bytes [file_offset, file_offset + size) of
+ * the fd (page-aligned offset): byte 0 of the shm is that file offset,
+ * and clients are told to mmap the fd at file_offset + the BAR's offset.
+ * For a VFIO device fd, whose regions sit at large offsets.  With
+ * `borrow`, the fd stays the caller's and must outlive the shm.
+ */
+int vfk_shm_from_fd_range(int fd, uint64_t file_offset, size_t size,
+			  bool borrow, struct vfk_shm **out);
 /* Host address of byte 0.  Valid until the last reference goes. */
 void *vfk_shm_ptr(const struct vfk_shm *shm);
 /* Size in bytes (as rounded at creation). */
@@ -119,12 +128,15 @@ struct vfk_dev_ops {
 	int (*reset)(struct vfk_dev *dev, enum vfk_reset_kind kind);
 
 	/*
-	 * A DMA window was added, or is about to be removed.  When
-	 * dma_unmap returns, the model must hold no host pointer into the
-	 * window and have no DMA to it in flight (the client may reuse the
-	 * memory as soon as it gets the reply).  NULL: nothing.
+	 * A DMA window was added, or is about to be removed.  dma_map may
+	 * refuse the window (a negative errno, sent to the client; the window
+	 * is not added), e.g. a passthrough model that cannot give a window
+	 * without fd to an IOMMU.  When dma_unmap returns, the model must hold
+	 * no host pointer into the window and have no DMA to it in flight (the
+	 * client may reuse the memory as soon as it gets the reply).  NULL:
+	 * nothing.
 	 */
-	void (*dma_map)(struct vfk_dev *dev, const struct vfk_dma_window *w);
+	int (*dma_map)(struct vfk_dev *dev, const struct vfk_dma_window *w);
 	void (*dma_unmap)(struct vfk_dev *dev, const struct vfk_dma_window *w);
 
 	/* A client finished negotiation / went away (its DMA windows and IRQ
@@ -197,6 +209,13 @@ struct vfk_range {
  * then reaches its memory through vfk_bar_mem().
  */
 #define VFK_BAR_SWAP_ON_DISABLE 0x8u
+/*
+ * Accesses by message go to bar_read/bar_write even where the shared
+ * memory could serve them, while the memory is still offered for mapping:
+ * for memory that must be accessed with the client's width (device MMIO
+ * behind a passthrough), or that the model must watch.
+ */
+#define VFK_BAR_CALLBACK_ACCESS 0x10u
 
 /*
  * Mapping attributes a model declares safe for a BAR's shared memory; the
@@ -379,6 +398,14 @@ int vfk_irq_raise(struct vfk_dev *dev, unsigned vector);
  * then, it fires again.  Thread-safe.
  */
 int vfk_intx_set(struct vfk_dev *dev, bool asserted);
+
+/*
+ * The eventfd the client bound to vector `vector` of IRQ `index`, or -1.
+ * Borrowed: valid until the next SET_IRQS or disconnect (the irq_changed
+ * callback says when); a passthrough model hands it to the kernel so the
+ * hardware signals the client directly.  Server thread only.
+ */
+int vfk_irq_eventfd(struct vfk_dev *dev, unsigned index, unsigned vector);
 
 /* Which IRQ index the client enabled (VFK_PCI_INTX, _MSI, _MSIX), or -1. */
 int vfk_irq_active(struct vfk_dev *dev);

@@ -189,6 +189,33 @@ static void test_many_windows_one_mapping(void **state)
 	assert_int_equal(count_maps(), before);
 }
 
+static int refuse_fdless(struct vfk_dev *dev, const struct vfk_dma_window *w)
+{
+	(void)dev;
+	return w->host ? 0 : -EPERM;
+}
+
+/* A model may refuse a window (a passthrough cannot give an IOMMU a
+ * window without fd): the map fails and the table is as before. */
+static void test_model_refuses(void **state)
+{
+	static const struct vfk_dev_ops refusing = { .version = 1,
+						     .dma_map = refuse_fdless,
+						     .dma_unmap = on_unmap };
+	struct vfk_dev *d;
+	struct vfk_sg sg;
+
+	(void)state;
+	assert_int_equal(vfk_dev_create(&refusing, NULL, &d), 0);
+	assert_int_equal(vfk_dma_add(d, 0x1000, 0x1000, RW, fx.memfd, 0), 0);
+	assert_int_equal(vfk_dma_add(d, 0x3000, 0x1000, RW, -1, 0), -EPERM);
+	assert_int_equal(vfk_dma_count(d), 1);
+	assert_int_equal(vfk_dma_translate(d, 0x3000, 1, VFK_PROT_READ, &sg, 1), -EFAULT);
+	assert_int_equal(vfk_dma_translate(d, 0x1000, 1, VFK_PROT_READ, &sg, 1), 1);
+	assert_int_equal(vfk_dma_add(d, 0x3000, 0x1000, RW, fx.memfd, 0x1000), 0);
+	vfk_dev_destroy(d);
+}
+
 /* Random maps and unmaps, every lookup checked against a plain list. */
 static void test_random_against_model(void **state)
 {
@@ -239,6 +266,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_windows_one_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_against_model, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_model_refuses, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
