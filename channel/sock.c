@@ -27,6 +27,9 @@
 #include "channel.h"
 
 #define FDQ_MAX 4u
+/* Most output queued for a peer that does not read: four of the largest
+ * messages, at least 4 MiB. */
+#define TXQ_LIMIT(s) ((size_t)(s)->base.max_msg_size * 4 + (4u << 20))
 
 /* fds waiting for the message that starts at stream offset `pos`. */
 struct fdq_entry {
@@ -56,6 +59,7 @@ struct sock_channel {
 	struct fdq_entry fdq[FDQ_MAX];
 	unsigned fdq_n;
 	struct txmsg *txq_head, *txq_tail;
+	size_t txq_bytes;   /* queued, for the limit below */
 	int rcvtimeo_ms;    /* SO_RCVTIMEO currently set, 0 = none */
 	/* The recvmsg target, kept here so an io_uring read can use it. */
 	struct iovec rx_iov;
@@ -252,8 +256,10 @@ static int sock_recv_prepare(struct vfk_channel *ch, struct msghdr *mh)
 	struct sock_channel *s = sc(ch);
 	int rc;
 
-	if (s->skip || s->eof)
-		return -EAGAIN; /* let recv() do the discarding */
+	if (s->eof)
+		return -EPIPE;
+	/* While skipping an oversized message, bytes still have to come in
+	 * (recv() discards them from the buffer). */
 	rc = make_room(s);
 	if (rc)
 		return rc;
@@ -423,6 +429,11 @@ static int queue_tail(struct sock_channel *s, const struct iovec *iov,
 
 	for (int i = 0; i < iovcnt; i++)
 		total += iov[i].iov_len;
+	/* A peer that does not read what it is sent cannot make us buffer
+	 * without bound: past a few messages' worth, the send fails and the
+	 * caller drops it. */
+	if (s->txq_bytes + (total - skip) > TXQ_LIMIT(s))
+		return -ENOBUFS;
 	m = malloc(sizeof(*m) + (total - skip));
 	if (!m)
 		return -ENOMEM;
@@ -457,6 +468,7 @@ static int queue_tail(struct sock_channel *s, const struct iovec *iov,
 	else
 		s->txq_head = m;
 	s->txq_tail = m;
+	s->txq_bytes += m->len;
 	return 0;
 }
 
@@ -524,6 +536,7 @@ static int sock_flush(struct vfk_channel *ch, int timeout_ms)
 				m->nfds = 0;
 			}
 			m->off += sent;
+			s->txq_bytes -= sent;
 			if (m->off == m->len) {
 				s->txq_head = m->next;
 				if (!s->txq_head)

@@ -22,7 +22,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -35,6 +38,101 @@ static size_t real_page(void)
 	long p = sysconf(_SC_PAGESIZE);
 
 	return p > 0 ? (size_t)p : 4096;
+}
+
+/* ---- SIGBUS guard ----
+ *
+ * A client can shrink a file after the server mapped it for DMA (a memfd
+ * without F_SEAL_SHRINK, a plain file); touching the vanished pages would
+ * kill the server with SIGBUS, wherever the access happens, including in a
+ * model holding a host pointer.  So the library keeps the ranges of its
+ * client-file mappings in a lock-free list and, on SIGBUS inside one,
+ * puts a private zero page there and lets the access retry: the device
+ * reads zeros and its writes go nowhere, as with memory that is gone.
+ * Faults elsewhere go to the previous handler, or kill as before.
+ */
+#define GUARD_SLOTS 4096
+static struct {
+	_Atomic uintptr_t base;
+	_Atomic size_t len;
+} guard[GUARD_SLOTS];
+static struct sigaction guard_prev;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static size_t guard_page;
+static atomic_ulong guard_hits;
+
+static void guard_handler(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t a = (uintptr_t)si->si_addr;
+
+	for (size_t i = 0; i < GUARD_SLOTS; i++) {
+		uintptr_t b = atomic_load(&guard[i].base);
+
+		if (b && a - b < atomic_load(&guard[i].len)) {
+			/* mmap through syscall(): the raw call is safe here. */
+			long r = syscall(SYS_mmap, a & ~(uintptr_t)(guard_page - 1), guard_page,
+					 PROT_READ | PROT_WRITE,
+					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+
+			if (r != -1) {
+				atomic_fetch_add(&guard_hits, 1);
+				return;
+			}
+			break;
+		}
+	}
+	if ((guard_prev.sa_flags & SA_SIGINFO) && guard_prev.sa_sigaction) {
+		guard_prev.sa_sigaction(sig, si, uc);
+	} else if (guard_prev.sa_handler != SIG_DFL && guard_prev.sa_handler != SIG_IGN) {
+		guard_prev.sa_handler(sig);
+	} else {
+		signal(SIGBUS, SIG_DFL);
+		raise(SIGBUS);
+	}
+}
+
+static void guard_install(void)
+{
+	struct sigaction sa;
+
+	guard_page = real_page();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = guard_handler;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &guard_prev);
+}
+
+static void guard_add(void *base, size_t len)
+{
+	pthread_once(&guard_once, guard_install);
+	/* Claim a slot by its base first; its len is 0 until set, so the
+	 * handler never matches a half-made entry. */
+	for (size_t i = 0; i < GUARD_SLOTS; i++) {
+		uintptr_t zero = 0;
+
+		if (atomic_compare_exchange_strong(&guard[i].base, &zero, (uintptr_t)base)) {
+			atomic_store(&guard[i].len, len);
+			return;
+		}
+	}
+	/* Full: this mapping goes unguarded (4096 distinct files mapped). */
+}
+
+static void guard_del(void *base)
+{
+	for (size_t i = 0; i < GUARD_SLOTS; i++) {
+		if (atomic_load(&guard[i].base) == (uintptr_t)base) {
+			atomic_store(&guard[i].len, 0);
+			atomic_store(&guard[i].base, 0);
+			return;
+		}
+	}
+}
+
+unsigned long vfk_dma_guard_hits(void)
+{
+	return atomic_load(&guard_hits);
 }
 
 int vfk_dma_init(struct vfk_dev *dev, uint32_t max)
@@ -64,6 +162,7 @@ static void file_put(struct dma_table *t, struct dma_file *f)
 			break;
 		}
 	}
+	guard_del(f->base);
 	munmap(f->base, f->len);
 	free(f);
 }
@@ -173,7 +272,9 @@ static int file_get(struct dma_table *t, int fd, uint64_t off, uint64_t size,
 		return -EACCES;
 	if ((prot & VFK_DMA_WRITE) && acc != O_RDWR)
 		return -EACCES;
-	mprot = acc == O_RDWR ? PROT_READ | PROT_WRITE : PROT_READ;
+	/* Map for what the window allows: a read-only window of a
+	 * write-sealed memfd must not ask for a writable mapping. */
+	mprot = (prot & VFK_DMA_WRITE) ? PROT_READ | PROT_WRITE : PROT_READ;
 	if (S_ISREG(st.st_mode)) {
 		/* Touching a page past EOF raises SIGBUS: refuse up front. */
 		if (off > (uint64_t)st.st_size || size > (uint64_t)st.st_size - off)
@@ -185,7 +286,8 @@ static int file_get(struct dma_table *t, int fd, uint64_t off, uint64_t size,
 		map_len = ((off + size + page - 1) & ~(uint64_t)(page - 1)) - map_off;
 	}
 	for (f = t->files; f; f = f->next) {
-		if (f->dev == st.st_dev && f->ino == st.st_ino && f->prot == mprot &&
+		if (f->dev == st.st_dev && f->ino == st.st_ino &&
+		    (f->prot & mprot) == mprot &&
 		    f->map_off <= off && off - f->map_off <= f->len &&
 		    size <= f->len - (off - f->map_off)) {
 			f->refs++;
@@ -214,6 +316,7 @@ static int file_get(struct dma_table *t, int fd, uint64_t off, uint64_t size,
 	f->refs = 1;
 	f->next = t->files;
 	t->files = f;
+	guard_add(f->base, f->len);
 	*out = f;
 	*host = f->base + (off - map_off);
 	return 0;

@@ -227,6 +227,7 @@ int vfk_dma_add(struct vfk_dev *dev, uint64_t iova, uint64_t size,
 int vfk_dma_remove(struct vfk_dev *dev, uint64_t iova, uint64_t size);
 void vfk_dma_remove_all(struct vfk_dev *dev);
 size_t vfk_dma_count(struct vfk_dev *dev);
+unsigned long vfk_dma_guard_hits(void);
 
 /* region.c */
 int vfk_dev_region_access(struct vfk_dev *dev, bool write, uint32_t region,

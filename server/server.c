@@ -138,7 +138,10 @@ static void ep_del(struct vfk_server *srv, int fd)
 
 static void conn_set_out(struct vfk_server *srv, bool want)
 {
-	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0),
+	/* While output is queued, stop watching input: conn_input() would
+	 * not read it (backpressure) and a level-triggered EPOLLIN would
+	 * spin. */
+	struct epoll_event ev = { .events = want ? EPOLLOUT : EPOLLIN,
 				  .data.ptr = &srv->src_conn };
 
 	if (!srv->ch)
@@ -318,13 +321,15 @@ static int h_version(struct vfk_server *srv, const struct vfk_msg *m)
 		memcpy(srv->tx + 2, &rep.minor, 2);
 		n = 4;
 	} else {
-		/* QEMU's receive buffer for the reply is its request. */
+		/* QEMU's receive buffer for the reply is its request: a
+		 * reply must fit in the request's size.  Drop capabilities,
+		 * then fall back to "{}", then to no JSON at all. */
 		n = vfk_version_encode(srv->tx, m->len, &rep);
-		if (n < 0) {
-			rep.caps.present = 0;
-			n = vfk_version_encode(srv->tx, m->len, &rep);
-			if (n < 0)
-				return -EINVAL;
+		if (n < 0 && m->len >= 7) {
+			memcpy(srv->tx + 4, "{}", 3);
+			n = 7;
+		} else if (n < 0) {
+			n = 4;
 		}
 	}
 	srv->peer = req.caps;
@@ -555,6 +560,11 @@ static void handle_command(struct vfk_server *srv, struct vfk_msg *m)
 		n = -EINVAL; /* VERSION must come first */
 		goto out;
 	}
+	if (m->nfds && h->cmd != VFK_CMD_DMA_MAP && h->cmd != VFK_CMD_DEVICE_SET_IRQS &&
+	    strcmp(vfk_cmd_name(h->cmd), "UNKNOWN")) {
+		n = -EINVAL; /* fds where none belong: refused, not acted on */
+		goto out;
+	}
 	switch (h->cmd) {
 	case VFK_CMD_VERSION:
 		n = h_version(srv, m);
@@ -633,10 +643,18 @@ static bool handle_msg(struct vfk_server *srv, struct vfk_msg *m)
 		slog(srv, VFK_LOG_WARN, "bad message (cmd %u, size %u): %s",
 		     m->hdr.cmd, m->hdr.size, vfk_strerror(err));
 		/* Answer what claims to be a command wanting a reply; the
-		 * stream stays framed since the size was sane. */
+		 * stream stays framed since the size was sane.  A type that
+		 * is neither command nor reply leaves nothing to answer: the
+		 * client is not speaking vfio-user, drop it. */
 		if ((m->hdr.flags & VFK_F_TYPE_MASK) == VFK_F_TYPE_COMMAND &&
 		    !(m->hdr.flags & VFK_F_NO_REPLY))
 			send_reply(srv, &m->hdr, err, NULL, 0, NULL, 0);
+		else if ((m->hdr.flags & VFK_F_TYPE_MASK) > VFK_F_TYPE_REPLY) {
+			vfk_msg_close_fds(m);
+			srv->stats.dropped++;
+			drop_client(srv, "unknown message type");
+			return false;
+		}
 	} else if (vfk_hdr_is_reply(&m->hdr)) {
 		/* Not waiting for anything: a late answer to a timed-out DMA
 		 * request, or a confused client. */

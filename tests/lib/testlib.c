@@ -226,6 +226,8 @@ int raw_send(int fd, uint16_t id, uint16_t cmd, uint32_t flags,
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 	ssize_t n;
 
+	if (nfds > 64)
+		return -EINVAL; /* the control buffer holds 64 */
 	vfk_hdr_encode(hb, &h);
 	if (nfds) {
 		struct cmsghdr *c;
