@@ -156,9 +156,23 @@ static void take_fds(struct sock_channel *s, uint64_t pos, struct vfk_msg *msg,
 	}
 }
 
+/* Drop what is buffered of an oversized message being skipped. */
+static void consume_skip(struct sock_channel *s)
+{
+	uint32_t k = s->rx_end - s->rx_start;
+
+	if (!s->skip)
+		return;
+	if (k > s->skip)
+		k = (uint32_t)s->skip;
+	s->rx_start += k;
+	s->skip -= k;
+}
+
 /* Make room at the tail of the buffer for the next read. */
 static int make_room(struct sock_channel *s)
 {
+	consume_skip(s);
 	/* Compact when the message at rx_start cannot fit in the rest of the
 	 * buffer, or when the free tail has become small. */
 	if (s->rx_start == s->rx_end) {
@@ -299,14 +313,7 @@ static int recv_common(struct vfk_channel *ch, struct vfk_msg *msg, bool block)
 		uint32_t avail, size;
 		int rc;
 
-		if (s->skip) {
-			uint32_t k = s->rx_end - s->rx_start;
-
-			if (k > s->skip)
-				k = (uint32_t)s->skip;
-			s->rx_start += k;
-			s->skip -= k;
-		}
+		consume_skip(s);
 		avail = s->rx_end - s->rx_start;
 		if (!s->skip && avail >= VFK_HDR_SIZE) {
 			const uint8_t *p = s->rx + s->rx_start;

@@ -139,6 +139,7 @@ struct vfk_dev {
 	int irq_active;            /* VFK_PCI_INTX/MSI/MSIX or -1 */
 	bool intx_asserted, intx_masked;
 	int intx_unmask_fd;        /* client's unmask eventfd, -1 if none */
+	unsigned intx_unmask_gen;  /* changes whenever intx_unmask_fd does */
 	uint32_t msi_pending;      /* MSI pending bits without the capability */
 
 	bool msix_mappable;        /* VFIO_REGION_INFO_CAP_MSIX_MAPPABLE */
@@ -212,7 +213,7 @@ int vfk_msix_access(struct vfk_dev *dev, bool write, bool pba, uint64_t off,
 void vfk_msix_control_written(struct vfk_dev *dev);
 void vfk_msi_config_written(struct vfk_dev *dev);
 void vfk_intx_command_written(struct vfk_dev *dev);
-int vfk_irq_unmask_fd(struct vfk_dev *dev);
+int vfk_irq_unmask_fd(struct vfk_dev *dev, unsigned *gen);
 void vfk_intx_unmask(struct vfk_dev *dev);
 
 /* dmabuf.c */

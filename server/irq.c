@@ -310,8 +310,9 @@ void vfk_intx_unmask(struct vfk_dev *dev)
 	pthread_mutex_unlock(&dev->irq_lock);
 }
 
-int vfk_irq_unmask_fd(struct vfk_dev *dev)
+int vfk_irq_unmask_fd(struct vfk_dev *dev, unsigned *gen)
 {
+	*gen = dev->intx_unmask_gen;
 	return dev->intx_unmask_fd;
 }
 
@@ -475,6 +476,7 @@ static void disable_index(struct vfk_dev *dev, unsigned index)
 		if (dev->intx_unmask_fd >= 0)
 			close(dev->intx_unmask_fd);
 		dev->intx_unmask_fd = -1;
+		dev->intx_unmask_gen++;
 	}
 }
 
@@ -594,6 +596,7 @@ static int set_irqs_locked(struct vfk_dev *dev, const struct vfk_irq_set *s,
 				if (dev->intx_unmask_fd >= 0)
 					close(dev->intx_unmask_fd);
 				dev->intx_unmask_fd = nfds ? fds[0] : -1;
+				dev->intx_unmask_gen++;
 				*consumed = nfds != 0;
 				return 0;
 			}
@@ -662,6 +665,7 @@ void vfk_irq_disconnect(struct vfk_dev *dev)
 	if (dev->intx_unmask_fd >= 0)
 		close(dev->intx_unmask_fd);
 	dev->intx_unmask_fd = -1;
+	dev->intx_unmask_gen++;
 	pthread_mutex_unlock(&dev->irq_lock);
 }
 

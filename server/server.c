@@ -59,7 +59,8 @@ struct vfk_server {
 	int listen_fd;
 	char *listen_path;      /* unlinked on destroy */
 	int stop_fd;            /* eventfd written by vfk_server_stop() */
-	int unmask_fd;          /* INTx unmask eventfd currently watched */
+	int unmask_fd;          /* our dup of the INTx unmask eventfd */
+	unsigned unmask_gen;    /* the device's intx_unmask_gen it follows */
 	struct ep_src src_listen, src_conn, src_stop, src_unmask;
 	struct vfk_channel *ch; /* the client, or NULL */
 	bool conn_adopted;      /* serving one fd given by the caller */
@@ -161,17 +162,35 @@ static void conn_set_out(struct vfk_server *srv, bool want)
 	srv->conn_wants_out = want;
 }
 
+/*
+ * The server watches its own duplicate of the client's INTx unmask
+ * eventfd: the device closes its copy whenever the client replaces or
+ * drops it, and an epoll registration must be removed while its fd is
+ * still open (the client keeps the file alive, so a stale registration
+ * would fire forever).  The generation counter tells a new fd from an old
+ * one that got the same number.
+ */
 static void sync_unmask_watch(struct vfk_server *srv)
 {
-	int fd = vfk_irq_unmask_fd(srv->dev);
+	unsigned gen;
+	int fd = vfk_irq_unmask_fd(srv->dev, &gen);
 
-	if (fd == srv->unmask_fd)
+	if (gen == srv->unmask_gen)
 		return;
-	if (srv->unmask_fd >= 0)
+	srv->unmask_gen = gen;
+	if (srv->unmask_fd >= 0) {
 		ep_del(srv, srv->unmask_fd);
-	srv->unmask_fd = -1;
-	if (fd >= 0 && ep_add(srv, fd, EPOLLIN, &srv->src_unmask) == 0)
-		srv->unmask_fd = fd;
+		close(srv->unmask_fd);
+		srv->unmask_fd = -1;
+	}
+	if (fd >= 0) {
+		int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+		if (d >= 0 && ep_add(srv, d, EPOLLIN, &srv->src_unmask) == 0)
+			srv->unmask_fd = d;
+		else if (d >= 0)
+			close(d);
+	}
 }
 
 /* ---- client lifecycle ---- */
@@ -900,6 +919,8 @@ void vfk_server_destroy(struct vfk_server *srv)
 		srv->watches = w->next;
 		free(w);
 	}
+	if (srv->unmask_fd >= 0)
+		close(srv->unmask_fd);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	if (srv->listen_path) {
@@ -1103,11 +1124,16 @@ static int dispatch_wait(struct vfk_server *srv, int timeout_ms)
 			if (srv->ch && (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 				conn_input(srv);
 			break;
-		case SRC_UNMASK:
-			if (srv->unmask_fd >= 0 &&
+		case SRC_UNMASK: {
+			/* The client's eventfd may be blocking: never read
+			 * one that is not ready. */
+			struct pollfd pu = { srv->unmask_fd, POLLIN, 0 };
+
+			if (srv->unmask_fd >= 0 && poll(&pu, 1, 0) == 1 &&
 			    read(srv->unmask_fd, &v, sizeof(v)) == sizeof(v))
 				vfk_intx_unmask(srv->dev);
 			break;
+		}
 		case SRC_WATCH: {
 			struct watch *w = (struct watch *)src;
 

@@ -1178,22 +1178,23 @@ static void test_set_irqs_fd_lifetimes(void **state)
 	uint64_t one = 1;
 
 	(void)state;
-	/* INTx trigger and unmask eventfds */
+	/* INTx trigger and unmask eventfds (the server watches its own
+	 * duplicate of the unmask eventfd: one fd more) */
 	assert_int_equal(hx_set_irqs(fd, D_EFD | A_TRIG, VFK_PCI_INTX, 0, 1, &e[0], 1), 0);
 	assert_int_equal(hx_set_irqs(fd, D_EFD | A_UNMASK, VFK_PCI_INTX, 0, 1, &e[1], 1), 0);
-	hs_wait_resources(&S, 3);
+	hs_wait_resources(&S, 4);
 	assert_int_equal(hx_set_irqs(fd, D_EFD | A_UNMASK, VFK_PCI_INTX, 0, 1, &e[2], 1), 0);
-	hs_wait_resources(&S, 3);
+	hs_wait_resources(&S, 4);
 	assert_int_equal(write(e[2], &one, 8), 8);
 	hx_sync(fd);
 	/* a mask eventfd for INTx does not exist (vfio-pci: ENOTTY) */
 	assert_int_equal(hx_set_irqs(fd, D_EFD | A_MASK, VFK_PCI_INTX, 0, 1, &e[3], 1),
 			 ENOTTY);
-	hs_wait_resources(&S, 3);
+	hs_wait_resources(&S, 4);
 	/* another type while INTx is on: vfio-pci wants it disabled first */
 	assert_int_equal(hx_set_irqs(fd, D_EFD | A_TRIG, VFK_PCI_MSIX, 0, 1, &e[3], 1),
 			 EINVAL);
-	hs_wait_resources(&S, 3);
+	hs_wait_resources(&S, 4);
 	/* disabling INTx releases both */
 	assert_int_equal(hx_set_irqs(fd, D_NONE | A_TRIG, VFK_PCI_INTX, 0, 0, NULL, 0), 0);
 	hs_wait_resources(&S, 1);
