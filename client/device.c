@@ -29,6 +29,31 @@ void vfk_client_log(struct vfk_device *d, enum vfk_log_level level,
 	d->opts.log(d->opts.log_user, level, line);
 }
 
+/* A caller's table with gaps gets the real calls there. */
+static void sys_fill(struct vfk_syscalls *dst, const struct vfk_syscalls *src)
+{
+	const struct vfk_syscalls *real = vfk_syscalls_default();
+
+	*dst = *real;
+	if (!src || src->version < 1)
+		return;
+	dst->user = src->user;
+#define TAKE(m) do { if (src->m) dst->m = src->m; } while (0)
+	TAKE(open);
+	TAKE(close);
+	TAKE(ioctl);
+	TAKE(pread);
+	TAKE(pwrite);
+	TAKE(mmap);
+	TAKE(munmap);
+	TAKE(read);
+	TAKE(write);
+	TAKE(readlink);
+	TAKE(list_dir);
+	TAKE(sleep_ms);
+#undef TAKE
+}
+
 int vfk_device_alloc(const struct vfk_transport_ops *ops,
 		     const struct vfk_client_opts *opts, struct vfk_device **out)
 {
@@ -40,8 +65,15 @@ int vfk_device_alloc(const struct vfk_transport_ops *ops,
 	if (!d)
 		return -ENOMEM;
 	d->ops = ops;
-	if (opts)
-		d->opts = *opts;
+	if (opts) {
+		/* Members a caller's version does not have stay zero. */
+		if (opts->version >= 2)
+			d->opts = *opts;
+		else
+			memcpy(&d->opts, opts, offsetof(struct vfk_client_opts, sys));
+	}
+	sys_fill(&d->sys, d->opts.sys);
+	d->dma_last = UINT64_MAX;
 	if (!d->opts.log_level)
 		d->opts.log_level = VFK_LOG_INFO;
 	if (d->opts.timeout_ms <= 0)
@@ -60,6 +92,9 @@ int vfk_device_alloc(const struct vfk_transport_ops *ops,
 
 void vfk_device_free(struct vfk_device *d)
 {
+	if (!d)
+		return;
+	free(d->ents);
 	free(d);
 }
 
@@ -119,6 +154,43 @@ void vfk_device_close(struct vfk_device *d)
 	vfk_device_free(d);
 }
 
+int vfk_device_open_pci(const char *bdf, unsigned flags,
+			const struct vfk_client_opts *opts, struct vfk_device **out)
+{
+	extern const struct vfk_transport_ops vfk_kernel_ops;
+	struct vfk_device *d;
+	int rc;
+
+	if (!bdf || !out || (flags & ~(VFK_PCI_OPEN_TYPE1 | VFK_PCI_OPEN_IOMMUFD |
+					VFK_PCI_OPEN_BIND)))
+		return -EINVAL;
+	if ((flags & VFK_PCI_OPEN_TYPE1) && (flags & VFK_PCI_OPEN_IOMMUFD))
+		return -EINVAL;
+	rc = vfk_device_alloc(&vfk_kernel_ops, opts, &d);
+	if (rc)
+		return rc;
+	rc = vfk_kernel_attach(d, bdf, flags);
+	if (rc) {
+		vfk_device_free(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+int vfk_device_kernel_info(struct vfk_device *d, struct vfk_kernel_info *out)
+{
+	if (!d || !out)
+		return -EINVAL;
+	if (d->ops->version < 2 || !d->ops->kernel_info) {
+		memset(out, 0, sizeof(*out));
+		out->group = -1;
+		out->device_fd = -1;
+		return -ENOTSUP;
+	}
+	return d->ops->kernel_info(d, out);
+}
+
 const char *vfk_device_transport(const struct vfk_device *d)
 {
 	return d->ops->name;
@@ -144,6 +216,107 @@ int vfk_device_get_info(struct vfk_device *d, struct vfk_device_info *out)
 		d->info_valid = true;
 	}
 	*out = d->info;
+	return 0;
+}
+
+struct cap_walk {
+	struct vfk_device *d;
+	struct region_cache *rc;
+	bool has_sparse;
+};
+
+static int on_cap(void *arg, uint16_t id, uint16_t version, const uint8_t *body,
+		  size_t len)
+{
+	struct cap_walk *cw = arg;
+	struct region_cache *rc = cw->rc;
+	const uint8_t *areas;
+	uint32_t n;
+	int err;
+
+	(void)version;
+	switch (id) {
+	case VFK_REGION_CAP_SPARSE_MMAP:
+		if (cw->has_sparse)
+			return -EPROTO;
+		err = vfk_decode_sparse(body, len, rc->info.size, &n, &areas);
+		if (err)
+			return -EPROTO;
+		if (n > CLIENT_MAX_AREAS)
+			return -EPROTO;
+		rc->info.nr_areas = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			struct vfk_sparse_area_wire a;
+
+			memcpy(&a, areas + i * sizeof(a), sizeof(a));
+			if (!a.size)
+				continue; /* empty areas map nothing */
+			rc->areas[rc->info.nr_areas].offset = a.offset;
+			rc->areas[rc->info.nr_areas].size = a.size;
+			rc->info.nr_areas++;
+		}
+		cw->has_sparse = true;
+		break;
+	case VFK_REGION_CAP_TYPE:
+		if (len < sizeof(struct vfk_region_type_wire))
+			return -EPROTO;
+		memcpy(&rc->info.type, body, 4);
+		memcpy(&rc->info.subtype, body + 4, 4);
+		rc->info.has_type = true;
+		break;
+	case VFK_REGION_CAP_MSIX_MAPPABLE:
+		rc->info.msix_mappable = true;
+		break;
+	case VFK_REGION_CAP_VFK_LAYOUT: {
+		struct vfk_region_layout_wire l;
+
+		if (len < sizeof(l))
+			return -EPROTO;
+		memcpy(&l, body, sizeof(l));
+		if (!l.page_size || (l.page_size & (l.page_size - 1)) ||
+		    l.in_page_offset != l.fd_offset % l.page_size)
+			return -EPROTO;
+		rc->info.has_layout = true;
+		rc->info.fd_offset = l.fd_offset;
+		rc->info.page_size = l.page_size;
+		rc->info.in_page_offset = l.in_page_offset;
+		rc->info.layout_flags = l.flags;
+		break;
+	}
+	case VFK_REGION_CAP_VFK_ATTRS: {
+		struct vfk_region_attrs_wire a;
+
+		if (len < sizeof(a))
+			return -EPROTO;
+		memcpy(&a, body, sizeof(a));
+		if (a.backed_size > rc->info.size)
+			return -EPROTO;
+		rc->info.has_attrs = true;
+		rc->info.attrs = a.flags;
+		rc->info.backed_size = a.backed_size;
+		break;
+	}
+	default:
+		vfk_client_log(cw->d, VFK_LOG_DEBUG, "region %u: unknown capability %u",
+			       rc->info.index, id);
+		break;
+	}
+	return 0;
+}
+
+int vfk_region_parse_caps(struct vfk_device *d, struct region_cache *rc,
+			  const void *info, size_t len, uint32_t cap_offset,
+			  bool *has_sparse)
+{
+	struct cap_walk cw = { d, rc, false };
+	size_t base = sizeof(struct vfk_region_info_wire);
+
+	*has_sparse = false;
+	if (cap_offset < base || cap_offset >= len)
+		return -EPROTO;
+	if (vfk_caps_walk(info, len, base, cap_offset, on_cap, &cw))
+		return -EPROTO;
+	*has_sparse = cw.has_sparse;
 	return 0;
 }
 
@@ -214,20 +387,19 @@ int vfk_region_map(struct vfk_device *d, uint32_t index, void **base)
 	len = ((size_t)rc->info.size + page - 1) & ~(page - 1);
 	/* Reserve the whole region so that base + offset works, then map
 	 * each area over the reservation. */
-	b = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		 -1, 0);
-	if (b == MAP_FAILED)
-		return -errno;
+	err = SYS(d, mmap, NULL, len, PROT_NONE,
+		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, (void **)&b);
+	if (err)
+		return err;
 	for (unsigned i = 0; i < rc->info.nr_areas; i++) {
 		const struct vfk_area *a = &rc->areas[i];
 		size_t alen = ((size_t)a->size + page - 1) & ~(page - 1);
 		void *p;
 
-		p = mmap(b + a->offset, alen, prot, MAP_SHARED | MAP_FIXED, rc->map_fd,
-			 (off_t)(rc->info.offset + a->offset));
-		if (p == MAP_FAILED) {
-			err = -errno;
-			munmap(b, len);
+		err = SYS(d, mmap, b + a->offset, alen, prot, MAP_SHARED | MAP_FIXED,
+			  rc->map_fd, rc->info.offset + a->offset, &p);
+		if (err) {
+			SYS(d, munmap, b, len);
 			vfk_client_log(d, VFK_LOG_WARN, "region %u: mmap of area %u failed: %s",
 				       index, i, vfk_strerror(err));
 			return err;
@@ -247,10 +419,20 @@ void vfk_region_unmap(struct vfk_device *d, uint32_t index)
 		return;
 	rc = &d->regions[index];
 	if (rc->map_base) {
-		munmap(rc->map_base, rc->map_len);
+		SYS(d, munmap, rc->map_base, rc->map_len);
 		rc->map_base = NULL;
 		rc->map_len = 0;
 	}
+}
+
+int vfk_region_fd(struct vfk_device *d, uint32_t index)
+{
+	struct region_cache *rc;
+	int err = region_cached(d, index, &rc);
+
+	if (err)
+		return err;
+	return rc->map_fd >= 0 ? rc->map_fd : -ENODEV;
 }
 
 /* Copy through a mapping with single accesses of the natural width, as a
@@ -426,6 +608,77 @@ int vfk_device_irq_unmask_eventfd(struct vfk_device *d, int fd)
 				VFK_PCI_INTX, 0, 1, &fd, NULL);
 }
 
+/* ---- the mappings made through this handle ---- */
+
+/* Index of the first entry that ends at or after `iova`. */
+static size_t ent_first_ending(const struct vfk_device *d, uint64_t iova)
+{
+	size_t lo = 0, hi = d->nents;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct dma_ent *e = &d->ents[mid];
+
+		if (e->iova + (e->size - 1) < iova)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int ent_insert(struct vfk_device *d, const struct dma_ent *e)
+{
+	size_t i;
+
+	if (d->nents == d->capents) {
+		size_t cap = d->capents ? d->capents * 2 : 16;
+		struct dma_ent *n = realloc(d->ents, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		d->ents = n;
+		d->capents = cap;
+	}
+	i = ent_first_ending(d, e->iova);
+	memmove(&d->ents[i + 1], &d->ents[i], (d->nents - i) * sizeof(*e));
+	d->ents[i] = *e;
+	d->ents[i].seq = d->next_seq++;
+	d->nents++;
+	return 0;
+}
+
+/* Forget the entries inside [iova, iova+size), or all. */
+static void ent_remove_range(struct vfk_device *d, uint64_t iova, uint64_t size,
+			     bool all)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < d->nents; i++) {
+		const struct dma_ent *e = &d->ents[i];
+
+		if (all || (e->iova >= iova && e->iova + (e->size - 1) <= iova + (size - 1)))
+			continue;
+		d->ents[k++] = *e;
+	}
+	d->nents = k;
+}
+
+/* Map through the transport and remember it. */
+static int map_and_track(struct vfk_device *d, const struct vfk_dma_mapping *m,
+			 uintptr_t vaddr)
+{
+	struct dma_ent e = { m->iova, m->size, vaddr, m->prot, vaddr ? 1 : 0, 0 };
+	int rc = d->ops->dma_map(d, m);
+
+	if (rc)
+		return rc;
+	rc = ent_insert(d, &e);
+	if (rc)
+		d->ops->dma_unmap(d, m->iova, m->size, false);
+	return rc;
+}
+
 int vfk_device_dma_map(struct vfk_device *d, const struct vfk_dma_mapping *m)
 {
 	if (!m || m->size == 0 || m->iova + m->size - 1 < m->iova)
@@ -434,7 +687,7 @@ int vfk_device_dma_map(struct vfk_device *d, const struct vfk_dma_mapping *m)
 		return -EINVAL;
 	if (!m->vaddr && m->fd < 0)
 		return -EINVAL;
-	return d->ops->dma_map(d, m);
+	return map_and_track(d, m, 0);
 }
 
 static int cmp_iova(const void *a, const void *b)
@@ -482,7 +735,7 @@ int vfk_device_dma_map_many(struct vfk_device *d, const struct vfk_dma_mapping *
 			cur.size += sorted[i].size;
 			continue;
 		}
-		rc = d->ops->dma_map(d, &cur);
+		rc = map_and_track(d, &cur, 0);
 		if (!rc) {
 			/* The array doubles as the undo list: slot `sent` is
 			 * behind `i`, already consumed. */
@@ -492,8 +745,10 @@ int vfk_device_dma_map_many(struct vfk_device *d, const struct vfk_dma_mapping *
 		}
 	}
 	if (rc) {
-		for (unsigned k = 0; k < sent; k++)
+		for (unsigned k = 0; k < sent; k++) {
 			d->ops->dma_unmap(d, sorted[k].iova, sorted[k].size, false);
+			ent_remove_range(d, sorted[k].iova, sorted[k].size, false);
+		}
 		free(sorted);
 		return rc;
 	}
@@ -503,14 +758,238 @@ int vfk_device_dma_map_many(struct vfk_device *d, const struct vfk_dma_mapping *
 
 int vfk_device_dma_unmap(struct vfk_device *d, uint64_t iova, uint64_t size)
 {
+	int rc;
+
 	if (size == 0 || iova + size - 1 < iova)
 		return -EINVAL;
-	return d->ops->dma_unmap(d, iova, size, false);
+	rc = d->ops->dma_unmap(d, iova, size, false);
+	if (!rc)
+		ent_remove_range(d, iova, size, false);
+	return rc;
 }
 
 int vfk_device_dma_unmap_all(struct vfk_device *d)
 {
-	return d->ops->dma_unmap(d, 0, 0, true);
+	int rc = d->ops->dma_unmap(d, 0, 0, true);
+
+	if (!rc)
+		ent_remove_range(d, 0, 0, true);
+	return rc;
+}
+
+/* ---- IOVA allocation ---- */
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct vfk_iova_range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int iova_load(struct vfk_device *d)
+{
+	unsigned n = 0;
+	uint64_t pgs = 0;
+	int rc;
+
+	if (d->iova_valid)
+		return 0;
+	if (d->ops->version >= 2 && d->ops->iova_ranges) {
+		rc = d->ops->iova_ranges(d, d->ranges, CLIENT_MAX_IOVA_RANGES, &n, &pgs);
+		if (rc)
+			return rc;
+		if (n > CLIENT_MAX_IOVA_RANGES) {
+			vfk_client_log(d, VFK_LOG_WARN, "%u IOVA ranges, using the first %u",
+				       n, CLIENT_MAX_IOVA_RANGES);
+			n = CLIENT_MAX_IOVA_RANGES;
+		}
+	} else {
+		d->ranges[0].start = 1ull << 32;
+		d->ranges[0].last = UINT64_MAX;
+		n = 1;
+	}
+	/* The CPU maps whole host pages, so no IOMMU page below that. */
+	pgs &= ~((uint64_t)page_size() - 1);
+	if (!pgs)
+		pgs = page_size();
+	qsort(d->ranges, n, sizeof(d->ranges[0]), cmp_range);
+	d->nr_ranges = n;
+	d->pgsizes = pgs;
+	d->pgsize = pgs & (~pgs + 1);
+	d->iova_valid = true;
+	return 0;
+}
+
+int vfk_device_iova_ranges(struct vfk_device *d, struct vfk_iova_range *out,
+			   unsigned max)
+{
+	int rc = iova_load(d);
+
+	if (rc)
+		return rc;
+	for (unsigned i = 0; i < max && i < d->nr_ranges; i++)
+		out[i] = d->ranges[i];
+	return (int)d->nr_ranges;
+}
+
+uint64_t vfk_device_iova_pgsize(struct vfk_device *d)
+{
+	return iova_load(d) ? page_size() : d->pgsize;
+}
+
+int vfk_device_dma_limit(struct vfk_device *d, uint64_t last)
+{
+	d->dma_last = last;
+	return 0;
+}
+
+/* Smallest x >= from with x % align == phase (align a power of two), or
+ * false on overflow. */
+static bool align_phase(uint64_t from, uint64_t align, uint64_t phase, uint64_t *x)
+{
+	uint64_t base = from & ~(align - 1), c = base + phase;
+
+	if (c < base)
+		return false;
+	if (c < from) {
+		if (c + align < c)
+			return false;
+		c += align;
+	}
+	*x = c;
+	return true;
+}
+
+/* First fit of `size` bytes at `phase` modulo `align` in the allowed ranges,
+ * below the limit, outside every mapping, never at IOVA 0 (which a device
+ * could take for "no address"). */
+static int iova_alloc(struct vfk_device *d, uint64_t size, uint64_t align,
+		      uint64_t phase, uint64_t *out)
+{
+	for (unsigned r = 0; r < d->nr_ranges; r++) {
+		uint64_t last = d->ranges[r].last < d->dma_last ? d->ranges[r].last
+							       : d->dma_last;
+		uint64_t cur = d->ranges[r].start ? d->ranges[r].start : d->pgsize;
+
+		while (cur <= last) {
+			uint64_t c;
+			size_t i;
+
+			if (!align_phase(cur, align, phase, &c) || c > last ||
+			    size - 1 > last - c)
+				break;
+			i = ent_first_ending(d, c);
+			if (i < d->nents && d->ents[i].iova <= c + (size - 1)) {
+				uint64_t next = d->ents[i].iova + d->ents[i].size;
+
+				if (next <= c)
+					break; /* the entry reaches the top */
+				cur = next;
+				continue;
+			}
+			*out = c;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+/* The oldest mapping made by address that contains [va, va+size). */
+static struct dma_ent *ent_find_vaddr(struct vfk_device *d, uintptr_t va, size_t size)
+{
+	struct dma_ent *best = NULL;
+
+	for (size_t i = 0; i < d->nents; i++) {
+		struct dma_ent *e = &d->ents[i];
+
+		if (!e->vaddr || va < e->vaddr || va - e->vaddr > e->size ||
+		    size > e->size - (va - e->vaddr))
+			continue;
+		if (!best || e->seq < best->seq)
+			best = e;
+	}
+	return best;
+}
+
+int vfk_device_dma_map_vaddr(struct vfk_device *d, void *vaddr, size_t size,
+			     uint32_t prot, uint64_t *iova)
+{
+	uintptr_t va = (uintptr_t)vaddr, start, end;
+	struct vfk_dma_mapping m;
+	struct dma_ent *e;
+	uint64_t len, align, big = 0, a;
+	int rc;
+
+	if (!vaddr || !size || !iova || va + size - 1 < va)
+		return -EINVAL;
+	if (!prot || (prot & ~(VFK_DMA_READ | VFK_DMA_WRITE)))
+		return -EINVAL;
+	rc = iova_load(d);
+	if (rc)
+		return rc;
+	e = ent_find_vaddr(d, va, size);
+	if (e) {
+		if ((e->prot & prot) != prot)
+			return -EACCES;
+		e->refs++;
+		*iova = e->iova + (va - e->vaddr);
+		return 0;
+	}
+	align = d->pgsize;
+	start = va & ~(uintptr_t)(align - 1);
+	end = va + size - 1;
+	if (end + align < end)
+		return -EINVAL;
+	end = (end + align) & ~(uintptr_t)(align - 1);
+	len = end - start;
+	/* The largest IOMMU page not above the length (at most 1 GiB). */
+	for (a = align; a && a <= len && a <= (1ull << 30); a <<= 1)
+		if (d->pgsizes & a)
+			big = a;
+	if (big < align)
+		big = align;
+	rc = iova_alloc(d, len, big, start & (big - 1), &m.iova);
+	if (rc == -ENOSPC && big > align)
+		rc = iova_alloc(d, len, align, 0, &m.iova);
+	if (rc) {
+		vfk_client_log(d, VFK_LOG_WARN, "no IOVA room for %llu bytes",
+			       (unsigned long long)len);
+		return rc;
+	}
+	m.size = len;
+	m.vaddr = (void *)start;
+	m.fd = -1;
+	m.fd_offset = 0;
+	m.prot = prot;
+	rc = map_and_track(d, &m, start);
+	if (rc)
+		return rc;
+	*iova = m.iova + (va - start);
+	return 0;
+}
+
+int vfk_device_dma_unmap_vaddr(struct vfk_device *d, void *vaddr, size_t size)
+{
+	struct dma_ent *e;
+	uint64_t iova, len;
+	int rc;
+
+	if (!vaddr || !size)
+		return -EINVAL;
+	e = ent_find_vaddr(d, (uintptr_t)vaddr, size);
+	if (!e)
+		return -ENOENT;
+	if (--e->refs)
+		return 0;
+	iova = e->iova;
+	len = e->size;
+	rc = d->ops->dma_unmap(d, iova, len, false);
+	if (rc) {
+		e->refs++;
+		return rc;
+	}
+	ent_remove_range(d, iova, len, false);
+	return 0;
 }
 
 int vfk_device_reset(struct vfk_device *d)

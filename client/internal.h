@@ -57,7 +57,23 @@ struct vfk_transport_ops {
 	int (*session)(struct vfk_device *d, struct vfk_session_info *out);
 	/* Release the transport's state (the generic handle unmaps first). */
 	void (*close)(struct vfk_device *d);
+	/* Version 2.  NULL: vfio-user's defaults (everything from 4 GiB,
+	 * 4 KiB pages; no kernel info). */
+	int (*iova_ranges)(struct vfk_device *d, struct vfk_iova_range *out,
+			   unsigned max, unsigned *n, uint64_t *pgsizes);
+	int (*kernel_info)(struct vfk_device *d, struct vfk_kernel_info *out);
 };
+
+/* One DMA mapping made through the handle (sorted by IOVA). */
+struct dma_ent {
+	uint64_t iova, size;
+	uintptr_t vaddr;  /* page-aligned start; 0 for vfk_device_dma_map() */
+	uint32_t prot;
+	unsigned refs;    /* vfk_device_dma_map_vaddr() references */
+	uint64_t seq;     /* creation order: the oldest containing wins */
+};
+
+#define CLIENT_MAX_IOVA_RANGES 64u
 
 struct vfk_device {
 	const struct vfk_transport_ops *ops;
@@ -67,7 +83,21 @@ struct vfk_device {
 	struct vfk_device_info info;
 	struct region_cache regions[CLIENT_MAX_REGIONS];
 	struct vfk_client_stats stats;
+	struct vfk_syscalls sys; /* opts.sys, gaps filled with the real ones */
+	/* IOVA space and the mappings made through this handle. */
+	bool iova_valid;
+	unsigned nr_ranges;
+	struct vfk_iova_range ranges[CLIENT_MAX_IOVA_RANGES];
+	uint64_t pgsize;         /* smallest IOMMU page */
+	uint64_t pgsizes;
+	uint64_t dma_last;       /* vfk_device_dma_limit() */
+	struct dma_ent *ents;
+	size_t nents, capents;
+	uint64_t next_seq;
 };
+
+/* System calls through the handle's table. */
+#define SYS(d, call, ...) ((d)->sys.call((d)->sys.user, __VA_ARGS__))
 
 void vfk_client_log(struct vfk_device *d, enum vfk_log_level level,
 		    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -77,7 +107,20 @@ int vfk_device_alloc(const struct vfk_transport_ops *ops,
 		     const struct vfk_client_opts *opts, struct vfk_device **out);
 void vfk_device_free(struct vfk_device *d);
 
+/*
+ * Decode a region-info capability chain (Linux's layout, shared by
+ * vfio-user and the kernel) into `rc`: `info` is the whole reply of `len`
+ * bytes whose first capability is at `cap_offset`.  Sets *has_sparse when
+ * a SPARSE_MMAP capability gave the areas.  -EPROTO on a malformed chain.
+ */
+int vfk_region_parse_caps(struct vfk_device *d, struct region_cache *rc,
+			  const void *info, size_t len, uint32_t cap_offset,
+			  bool *has_sparse);
+
 /* vfio_user.c */
 int vfk_vfio_user_attach(struct vfk_device *d, int fd);
+
+/* vfio_kernel.c */
+int vfk_kernel_attach(struct vfk_device *d, const char *bdf, unsigned flags);
 
 #endif

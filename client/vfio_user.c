@@ -379,88 +379,6 @@ static int vu_get_info(struct vfk_device *d, struct vfk_device_info *out)
 	return 0;
 }
 
-struct cap_walk {
-	struct vfk_device *d;
-	struct region_cache *rc;
-	bool has_sparse;
-};
-
-static int on_cap(void *arg, uint16_t id, uint16_t version, const uint8_t *body,
-		  size_t len)
-{
-	struct cap_walk *cw = arg;
-	struct region_cache *rc = cw->rc;
-	const uint8_t *areas;
-	uint32_t n;
-	int err;
-
-	(void)version;
-	switch (id) {
-	case VFK_REGION_CAP_SPARSE_MMAP:
-		if (cw->has_sparse)
-			return -EPROTO;
-		err = vfk_decode_sparse(body, len, rc->info.size, &n, &areas);
-		if (err)
-			return -EPROTO;
-		if (n > CLIENT_MAX_AREAS)
-			return -EPROTO;
-		for (uint32_t i = 0; i < n; i++) {
-			struct vfk_sparse_area_wire a;
-
-			memcpy(&a, areas + i * sizeof(a), sizeof(a));
-			rc->areas[i].offset = a.offset;
-			rc->areas[i].size = a.size;
-		}
-		rc->info.nr_areas = n;
-		cw->has_sparse = true;
-		break;
-	case VFK_REGION_CAP_TYPE:
-		if (len < sizeof(struct vfk_region_type_wire))
-			return -EPROTO;
-		memcpy(&rc->info.type, body, 4);
-		memcpy(&rc->info.subtype, body + 4, 4);
-		rc->info.has_type = true;
-		break;
-	case VFK_REGION_CAP_MSIX_MAPPABLE:
-		rc->info.msix_mappable = true;
-		break;
-	case VFK_REGION_CAP_VFK_LAYOUT: {
-		struct vfk_region_layout_wire l;
-
-		if (len < sizeof(l))
-			return -EPROTO;
-		memcpy(&l, body, sizeof(l));
-		if (!l.page_size || (l.page_size & (l.page_size - 1)) ||
-		    l.in_page_offset != l.fd_offset % l.page_size)
-			return -EPROTO;
-		rc->info.has_layout = true;
-		rc->info.fd_offset = l.fd_offset;
-		rc->info.page_size = l.page_size;
-		rc->info.in_page_offset = l.in_page_offset;
-		rc->info.layout_flags = l.flags;
-		break;
-	}
-	case VFK_REGION_CAP_VFK_ATTRS: {
-		struct vfk_region_attrs_wire a;
-
-		if (len < sizeof(a))
-			return -EPROTO;
-		memcpy(&a, body, sizeof(a));
-		if (a.backed_size > rc->info.size)
-			return -EPROTO;
-		rc->info.has_attrs = true;
-		rc->info.attrs = a.flags;
-		rc->info.backed_size = a.backed_size;
-		break;
-	}
-	default:
-		vfk_client_log(cw->d, VFK_LOG_DEBUG, "region %u: unknown capability %u",
-			       rc->info.index, id);
-		break;
-	}
-	return 0;
-}
-
 static int vu_get_region_info(struct vfk_device *d, uint32_t index,
 			      struct region_cache *rc)
 {
@@ -473,7 +391,7 @@ static int vu_get_region_info(struct vfk_device *d, uint32_t index,
 		struct vfk_region_info_wire req = { .argsz = argsz, .index = index };
 		struct iovec iov = { &req, sizeof(req) };
 		struct expect ex = { .buf = v->reply, .max = argsz, .fd = &fd };
-		struct cap_walk cw = { d, rc, false };
+		bool has_sparse = false;
 
 		rc2 = request(d, VFK_CMD_DEVICE_GET_REGION_INFO, &iov, 1, NULL, 0, false, &ex);
 		if (rc2)
@@ -499,17 +417,14 @@ static int vu_get_region_info(struct vfk_device *d, uint32_t index,
 		rc->info.flags = w.flags;
 		rc->info.size = w.size;
 		rc->info.offset = w.offset;
-		if (w.flags & VFK_REGION_FLAG_CAPS) {
-			if (w.cap_offset < sizeof(w) || w.cap_offset >= ex.len)
-				goto bad;
-			if (vfk_caps_walk(v->reply, ex.len, sizeof(w), w.cap_offset,
-					  on_cap, &cw))
-				goto bad;
-		}
+		if ((w.flags & VFK_REGION_FLAG_CAPS) &&
+		    vfk_region_parse_caps(d, rc, v->reply, ex.len, w.cap_offset,
+					  &has_sparse))
+			goto bad;
 		if ((w.flags & VFK_REGION_FLAG_MMAP) && fd >= 0 && w.size) {
 			size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
-			if (!cw.has_sparse) {
+			if (!has_sparse) {
 				rc->areas[0].offset = 0;
 				rc->areas[0].size = w.size;
 				rc->info.nr_areas = 1;

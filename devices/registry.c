@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <string.h>
 
 #include "registry.h"
 #include "devmem/devmem.h"
 #include "dma-test/dma_test.h"
+#include "nvme/nvme.h"
+#include "passthrough/passthrough.h"
 #include "subpage/subpage.h"
 
 static int dma_test_new(const struct vfk_model_opts *o, struct vfk_dev **out)
@@ -33,6 +36,31 @@ static int devmem_new(const struct vfk_model_opts *o, struct vfk_dev **out)
 	return devmem_create(&d, out);
 }
 
+static int nvme_new(const struct vfk_model_opts *o, struct vfk_dev **out)
+{
+	struct nvme_opts n = { .backing = o->backing, .ram_size = o->size,
+			       .page_size = o->page_size,
+			       .disabled_access = o->disabled_access,
+			       .poll_us = o->poll_us_set ? o->poll_us : NVME_DEFAULT_POLL_US,
+			       .trap_doorbells = o->trap_doorbells };
+
+	return nvme_create(&n, out);
+}
+
+static int passthrough_new(const struct vfk_model_opts *o, struct vfk_dev **out)
+{
+	struct passthrough_opts p = { .device = o->device, .open_flags = o->open_flags,
+				      .log = o->log, .log_user = o->log_user };
+
+	if (!o->device) {
+		if (o->log)
+			o->log(o->log_user, VFK_LOG_ERR,
+			       "passthrough needs --device with a PCI address");
+		return -EINVAL;
+	}
+	return passthrough_create(&p, out);
+}
+
 static const struct vfk_model models[] = {
 	{ "dma-test", "memcpy engine with MSI-X/MSI/INTx and every BAR flavour",
 	  dma_test_new, dma_test_destroy },
@@ -40,6 +68,10 @@ static const struct vfk_model models[] = {
 	  subpage_new, subpage_destroy },
 	{ "devmem", "device memory in emulated prefetchable BARs (nvgrace-gpu style)",
 	  devmem_new, devmem_destroy },
+	{ "nvme", "NVMe 1.4 controller: --backing FILE/BLOCKDEV or a memory namespace (--size)",
+	  nvme_new, nvme_destroy },
+	{ "passthrough", "a kernel VFIO device (vfio-pci) re-exported: --device BDF",
+	  passthrough_new, passthrough_destroy },
 };
 
 const struct vfk_model *vfk_model_find(const char *name)

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vfiokit/server.h"
 
@@ -16,6 +17,15 @@ struct vfk_model_opts {
 	bool msix_mappable;   /* offer MSI-X BARs whole (MSIX_MAPPABLE) */
 	bool swap_on_disable; /* stop honouring mappings while decoding is off */
 	unsigned dma_mask_bits; /* the device's DMA address width; 0: 64 */
+	uint64_t size;        /* bytes of a memory-backed store; 0: default */
+	unsigned poll_us;     /* busy-poll window of I/O threads ... */
+	bool poll_us_set;     /* ... when set; else the model's default */
+	bool trap_doorbells;  /* doorbells by message, not a mapped page */
+	/* Appended for passthrough. */
+	const char *device;   /* PCI address of a kernel VFIO device, or NULL */
+	unsigned open_flags;  /* VFK_PCI_OPEN_*: IOMMU path, binding */
+	vfk_log_fn log;       /* for diagnostics before a server exists */
+	void *log_user;
 };
 
 struct vfk_model {

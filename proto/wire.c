@@ -631,7 +631,7 @@ int vfk_decode_sparse(const uint8_t *body, size_t body_len, uint64_t region_size
 
 		memcpy(&a, body + 8 + i * sizeof(a), sizeof(a));
 		if (a.size == 0)
-			return -EINVAL;
+			continue; /* older Linux reported empty areas; they map nothing */
 		if (range_exceeds(a.offset, a.size, region_size))
 			return -EINVAL;
 		/* Linux and vfiokit list areas in ascending order; requiring it

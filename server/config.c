@@ -11,6 +11,8 @@
 
 #include <linux/pci_regs.h>
 
+#include <stdatomic.h>
+
 #include "internal.h"
 
 void vfk_cfg_init_header(struct vfk_dev *dev)
@@ -151,6 +153,8 @@ int vfk_cfg_access(struct vfk_dev *dev, bool write, uint64_t off, void *buf,
 		return -EFAULT; /* what vfio-pci answers past config space */
 	if (!write) {
 		memcpy(buf, dev->cfg + off, count);
+		if (off <= PCI_STATUS && off + count > PCI_STATUS && atomic_load(&dev->intx_status))
+			((uint8_t *)buf)[PCI_STATUS - off] |= PCI_STATUS_INTERRUPT;
 		return 0;
 	}
 	memcpy(old + off, dev->cfg + off, count);
@@ -195,6 +199,9 @@ uint32_t vfk_config_read(struct vfk_dev *dev, uint32_t offset, unsigned size)
 		return 0xffffffffu;
 	for (unsigned i = 0; i < size; i++)
 		v |= (uint32_t)dev->cfg[offset + i] << (8 * i);
+	if (offset <= PCI_STATUS && offset + size > PCI_STATUS &&
+	    atomic_load(&dev->intx_status))
+		v |= (uint32_t)PCI_STATUS_INTERRUPT << (8 * (PCI_STATUS - offset));
 	return v;
 }
 

@@ -594,3 +594,33 @@ int vfk_dev_set_disabled_access(struct vfk_dev *dev,
 	dev->disabled_access = policy;
 	return 0;
 }
+
+uint64_t vfk_reg_merge(uint64_t old, uint64_t reg, unsigned width,
+		       uint64_t off, const void *buf, uint32_t count)
+{
+	const uint8_t *b = buf;
+
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t o = off + i;
+
+		if (o >= reg && o < reg + width) {
+			unsigned sh = (unsigned)(8 * (o - reg));
+
+			old = (old & ~(0xffull << sh)) | ((uint64_t)b[i] << sh);
+		}
+	}
+	return old;
+}
+
+void vfk_reg_fill(void *buf, uint64_t off, uint32_t count, uint64_t reg,
+		  unsigned width, uint64_t value)
+{
+	uint8_t *b = buf;
+
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t o = off + i;
+
+		if (o >= reg && o < reg + width)
+			b[i] = (uint8_t)(value >> (8 * (o - reg)));
+	}
+}

@@ -396,42 +396,43 @@ int vfk_dma_add(struct vfk_dev *dev, uint64_t iova, uint64_t size,
 	return 0;
 }
 
-static void notify_unmap(struct vfk_dev *dev, size_t from, size_t to)
-{
-	if (!dev->ops->dma_unmap)
-		return;
-	for (size_t k = from; k < to; k++) {
-		const struct dma_win *w = &dev->dma.w[k];
-		struct vfk_dma_window pub = { w->iova, w->last - w->iova + 1,
-					      w->prot, w->host };
-
-		dev->ops->dma_unmap(dev, &pub);
-	}
-}
-
+/*
+ * Take windows [from, to) out of the table, then tell the model, then drop
+ * the mappings.  In that order: once the model's dma_unmap returns, no
+ * thread can translate into the window any more (it is gone from the
+ * table), and the memory stays mapped until the model has let go.
+ */
 static void remove_range(struct vfk_dev *dev, size_t from, size_t to)
 {
 	struct dma_table *t = &dev->dma;
-	struct dma_file *files[64];
-	size_t nf = 0;
+	size_t n = to - from;
+	struct dma_win one, *gone = n == 1 ? &one : malloc(n * sizeof(*gone));
 
-	notify_unmap(dev, from, to);
-	pthread_rwlock_wrlock(&t->lock);
-	for (size_t k = from; k < to; k++) {
-		if (!t->w[k].file)
-			continue;
-		if (nf < 64)
-			files[nf++] = t->w[k].file;
-		else
-			file_put(t, t->w[k].file);
+	if (!gone) {
+		/* No memory for the list: notify while the windows are still
+		 * in the table, one by one (the old order), rather than leak. */
+		for (size_t k = to; k > from; k--)
+			remove_range(dev, k - 1, k);
+		return;
 	}
+	pthread_rwlock_wrlock(&t->lock);
+	memcpy(gone, &t->w[from], n * sizeof(*gone));
 	memmove(&t->w[from], &t->w[to], (t->n - to) * sizeof(t->w[0]));
 	memmove(&t->starts[from], &t->starts[to], (t->n - to) * sizeof(uint64_t));
-	t->n -= to - from;
+	t->n -= n;
 	summary_update(t, from);
 	pthread_rwlock_unlock(&t->lock);
-	for (size_t k = 0; k < nf; k++)
-		file_put(t, files[k]);
+	for (size_t k = 0; k < n; k++) {
+		struct vfk_dma_window pub = { gone[k].iova, gone[k].last - gone[k].iova + 1,
+					      gone[k].prot, gone[k].host };
+
+		if (dev->ops->dma_unmap)
+			dev->ops->dma_unmap(dev, &pub);
+	}
+	for (size_t k = 0; k < n; k++)
+		file_put(t, gone[k].file);
+	if (gone != &one)
+		free(gone);
 }
 
 /*

@@ -138,6 +138,10 @@ struct vfk_dev {
 	struct irq_index irqs[VFK_PCI_NUM_IRQS];
 	int irq_active;            /* VFK_PCI_INTX/MSI/MSIX or -1 */
 	bool intx_asserted, intx_masked;
+	/* The Interrupt Status bit, changed by device threads: kept here
+	 * and merged into STATUS on read, so config space itself is only
+	 * written by the server thread. */
+	atomic_bool intx_status;
 	int intx_unmask_fd;        /* client's unmask eventfd, -1 if none */
 	unsigned intx_unmask_gen;  /* changes whenever intx_unmask_fd does */
 	uint32_t msi_pending;      /* MSI pending bits without the capability */

@@ -276,11 +276,7 @@ static void intx_eval(struct vfk_dev *dev)
 
 static void intx_set_status(struct vfk_dev *dev)
 {
-	uint16_t st = cfg_get16(dev, PCI_STATUS);
-
-	st = dev->intx_asserted ? (st | PCI_STATUS_INTERRUPT)
-				: (st & ~PCI_STATUS_INTERRUPT);
-	put16(dev->cfg + PCI_STATUS, st);
+	atomic_store(&dev->intx_status, dev->intx_asserted);
 }
 
 int vfk_intx_set(struct vfk_dev *dev, bool asserted)

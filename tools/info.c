@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 #include <linux/pci_regs.h>
@@ -251,8 +252,9 @@ static void flags_str(uint32_t f, char *buf, size_t n)
 
 static void info_usage(FILE *f)
 {
-	fprintf(f, "usage: vfiokit info SOCKET [--json] [--timeout MS]\n\n"
-		   "Connect to the vfio-user server at SOCKET and describe its device:\n"
+	fprintf(f, "usage: vfiokit info SOCKET|PCI-ADDRESS [--json] [--timeout MS]\n\n"
+		   "Connect to the vfio-user server at SOCKET (or open the PCI function\n"
+		   "at PCI-ADDRESS through the kernel's VFIO) and describe its device:\n"
 		   "config header and capabilities, regions (flags, size, mmap areas)\n"
 		   "and IRQ types.  Nothing is written to the device.  A server\n"
 		   "serves one client at a time: while another is connected, this\n"
@@ -303,7 +305,13 @@ int cmd_info(int argc, char **argv)
 		info_usage(stderr);
 		return 2;
 	}
-	rc = vfk_device_open_socket(argv[optind], &co, &dev);
+	/* A PCI address (no '/', "DDDD:BB:SS.F" or "BB:SS.F") is a kernel
+	 * VFIO device; anything else a socket path. */
+	if (!strchr(argv[optind], '/') && strchr(argv[optind], ':') &&
+	    strchr(argv[optind], '.') && access(argv[optind], F_OK) != 0)
+		rc = vfk_device_open_pci(argv[optind], 0, &co, &dev);
+	else
+		rc = vfk_device_open_socket(argv[optind], &co, &dev);
 	if (rc) {
 		fprintf(stderr, "vfiokit info: cannot connect to %s: %s\n", argv[optind],
 			vfk_strerror(rc));
@@ -321,9 +329,14 @@ int cmd_info(int argc, char **argv)
 	rc = vfk_device_get_info(dev, &di);
 	if (rc)
 		goto fail;
-	fprintf(out, "vfio-user device at %s (protocol %u.%u, server max_data_xfer %u, "
-		     "max_msg_fds %u)\n",
-		argv[optind], si.major, si.minor, si.server_max_data_xfer, si.server_max_msg_fds);
+	if (strcmp(vfk_device_transport(dev), "vfio-user"))
+		fprintf(out, "kernel VFIO device %s (%s)\n", argv[optind],
+			vfk_device_transport(dev));
+	else
+		fprintf(out, "vfio-user device at %s (protocol %u.%u, server max_data_xfer %u, "
+			     "max_msg_fds %u)\n",
+			argv[optind], si.major, si.minor, si.server_max_data_xfer,
+			si.server_max_msg_fds);
 	fprintf(out, "Device flags:%s%s, %u regions, %u IRQ types\n",
 		(di.flags & VFK_DEVICE_FLAGS_PCI) ? " PCI" : "",
 		(di.flags & VFK_DEVICE_FLAGS_RESET) ? " RESET" : "", di.num_regions, di.num_irqs);

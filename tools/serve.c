@@ -60,6 +60,16 @@ static void serve_usage(FILE *f)
 		"                        show all-ones and discard writes made through\n"
 		"                        a client's mapping\n"
 		"  --dma-mask BITS       the device's DMA address width (32..64)\n"
+		"  --size BYTES          size of a memory-backed store (nvme without\n"
+		"                        --backing), with an optional K, M or G suffix\n"
+		"  --poll-us N           how long an I/O thread spins after its last work\n"
+		"                        before it backs off to sleeping (nvme)\n"
+		"  --trap-doorbells      doorbells by message instead of a mapped page;\n"
+		"                        the I/O thread then sleeps until one is written\n"
+		"  --device BDF          passthrough: the PCI function to re-export\n"
+		"  --iommu PATH          passthrough: 'type1' or 'iommufd' (default: iommufd\n"
+		"                        when the kernel has it, else type1)\n"
+		"  --bind                passthrough: bind the function to vfio-pci first\n"
 		"  --once                exit when the first client disconnects\n"
 		"  -v, --verbose         log every message (repeat for more)\n"
 		"  -q, --quiet           log errors only\n"
@@ -80,6 +90,12 @@ int cmd_serve(int argc, char **argv)
 		{ "msix-mappable", no_argument, NULL, 'm' },
 		{ "revoke-on-disable", no_argument, NULL, 'r' },
 		{ "dma-mask", required_argument, NULL, 'k' },
+		{ "size", required_argument, NULL, 'z' },
+		{ "poll-us", required_argument, NULL, 'u' },
+		{ "trap-doorbells", no_argument, NULL, 't' },
+		{ "device", required_argument, NULL, 'D' },
+		{ "iommu", required_argument, NULL, 'I' },
+		{ "bind", no_argument, NULL, 'B' },
 		{ "once", no_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -144,6 +160,46 @@ int cmd_serve(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'z': {
+			unsigned long long v = strtoull(optarg, &end, 0);
+			unsigned sh = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+
+			if (sh)
+				end++;
+			if (*end || v == 0 || v > (~0ull >> sh)) {
+				fprintf(stderr, "vfiokit serve: bad --size '%s'\n", optarg);
+				return 2;
+			}
+			mo.size = v << sh;
+			break;
+		}
+		case 'u':
+			mo.poll_us = (unsigned)strtoul(optarg, &end, 10);
+			mo.poll_us_set = true;
+			if (*end) {
+				fprintf(stderr, "vfiokit serve: bad --poll-us '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			mo.trap_doorbells = true;
+			break;
+		case 'D':
+			mo.device = optarg;
+			break;
+		case 'I':
+			if (!strcmp(optarg, "type1")) {
+				mo.open_flags |= VFK_PCI_OPEN_TYPE1;
+			} else if (!strcmp(optarg, "iommufd")) {
+				mo.open_flags |= VFK_PCI_OPEN_IOMMUFD;
+			} else {
+				fprintf(stderr, "vfiokit serve: --iommu is 'type1' or 'iommufd'\n");
+				return 2;
+			}
+			break;
+		case 'B':
+			mo.open_flags |= VFK_PCI_OPEN_BIND;
+			break;
 		case 'o':
 			so.exit_on_disconnect = true;
 			break;
@@ -176,6 +232,8 @@ int cmd_serve(int argc, char **argv)
 		return 2;
 	}
 	so.log_user = "";
+	mo.log = tool_log;
+	mo.log_user = "";
 	rc = model->create(&mo, &dev);
 	if (rc) {
 		fprintf(stderr, "vfiokit serve: cannot create %s: %s\n", model->name,

@@ -91,27 +91,6 @@ static void kick(struct dma_test *t)
 	(void)n;
 }
 
-/* Apply a write of `n` bytes at `off` to a 32- or 64-bit register value. */
-static uint64_t merge(uint64_t old, uint64_t reg, unsigned width, uint64_t off,
-		      const uint8_t *b, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t o = off + i;
-
-		if (o >= reg && o < reg + width) {
-			unsigned sh = (unsigned)(8 * (o - reg));
-
-			old = (old & ~(0xffull << sh)) | ((uint64_t)b[i] << sh);
-		}
-	}
-	return old;
-}
-
-static bool overlaps(uint64_t off, uint32_t n, uint64_t reg, unsigned width)
-{
-	return off < reg + width && reg < off + n;
-}
-
 static int bar_write(struct vfk_dev *dev, unsigned bar, uint64_t off,
 		     const void *buf, uint32_t count)
 {
@@ -120,30 +99,30 @@ static int bar_write(struct vfk_dev *dev, unsigned bar, uint64_t off,
 
 	if (bar == 5) {
 		if (off < 4)
-			t->io_scratch = (uint32_t)merge(t->io_scratch, 0, 4, off, b, count);
+			t->io_scratch = (uint32_t)vfk_reg_merge(t->io_scratch, 0, 4, off, b, count);
 		return 0;
 	}
 	if (bar != 0)
 		return -EINVAL;
-	if (overlaps(off, count, DMA_TEST_REG_SRC, 8))
-		t->src = merge(t->src, DMA_TEST_REG_SRC, 8, off, b, count);
-	if (overlaps(off, count, DMA_TEST_REG_DST, 8))
-		t->dst = merge(t->dst, DMA_TEST_REG_DST, 8, off, b, count);
-	if (overlaps(off, count, DMA_TEST_REG_LEN, 4))
-		t->len = (uint32_t)merge(t->len, DMA_TEST_REG_LEN, 4, off, b, count);
-	if (overlaps(off, count, DMA_TEST_REG_CTRL, 4))
-		t->ctrl = (uint32_t)merge(t->ctrl, DMA_TEST_REG_CTRL, 4, off, b, count);
-	if (overlaps(off, count, DMA_TEST_REG_SCRATCH, 4))
-		t->scratch = (uint32_t)merge(t->scratch, DMA_TEST_REG_SCRATCH, 4, off, b, count);
-	if (overlaps(off, count, DMA_TEST_REG_STATUS, 4)) {
-		uint32_t w1c = (uint32_t)merge(0, DMA_TEST_REG_STATUS, 4, off, b, count);
+	if (vfk_reg_hit(off, count, DMA_TEST_REG_SRC, 8))
+		t->src = vfk_reg_merge(t->src, DMA_TEST_REG_SRC, 8, off, b, count);
+	if (vfk_reg_hit(off, count, DMA_TEST_REG_DST, 8))
+		t->dst = vfk_reg_merge(t->dst, DMA_TEST_REG_DST, 8, off, b, count);
+	if (vfk_reg_hit(off, count, DMA_TEST_REG_LEN, 4))
+		t->len = (uint32_t)vfk_reg_merge(t->len, DMA_TEST_REG_LEN, 4, off, b, count);
+	if (vfk_reg_hit(off, count, DMA_TEST_REG_CTRL, 4))
+		t->ctrl = (uint32_t)vfk_reg_merge(t->ctrl, DMA_TEST_REG_CTRL, 4, off, b, count);
+	if (vfk_reg_hit(off, count, DMA_TEST_REG_SCRATCH, 4))
+		t->scratch = (uint32_t)vfk_reg_merge(t->scratch, DMA_TEST_REG_SCRATCH, 4, off, b, count);
+	if (vfk_reg_hit(off, count, DMA_TEST_REG_STATUS, 4)) {
+		uint32_t w1c = (uint32_t)vfk_reg_merge(0, DMA_TEST_REG_STATUS, 4, off, b, count);
 
 		t->status &= ~(w1c & (DMA_TEST_STATUS_DONE | DMA_TEST_STATUS_ERROR));
 		if (!(t->status & (DMA_TEST_STATUS_DONE | DMA_TEST_STATUS_ERROR)))
 			vfk_intx_set(dev, false); /* the level interrupt is acked */
 	}
-	if (overlaps(off, count, DMA_TEST_REG_DOORBELL, 4)) {
-		uint32_t v = (uint32_t)merge(0, DMA_TEST_REG_DOORBELL, 4, off, b, count);
+	if (vfk_reg_hit(off, count, DMA_TEST_REG_DOORBELL, 4)) {
+		uint32_t v = (uint32_t)vfk_reg_merge(0, DMA_TEST_REG_DOORBELL, 4, off, b, count);
 
 		if ((v & 1) && !(t->status & DMA_TEST_STATUS_BUSY)) {
 			t->status = (t->status & ~(DMA_TEST_STATUS_DONE |

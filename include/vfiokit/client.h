@@ -29,8 +29,9 @@ extern "C" {
 #endif
 
 struct vfk_device;
+struct vfk_syscalls;
 
-#define VFK_CLIENT_OPTS_VERSION 1
+#define VFK_CLIENT_OPTS_VERSION 2
 
 /* Client options; zero-initialise and set what you need. */
 struct vfk_client_opts {
@@ -41,6 +42,10 @@ struct vfk_client_opts {
 	int timeout_ms;             /* per request; 0 = 5000 */
 	uint32_t max_data_xfer;     /* data per message we accept; 0 = 1 MiB */
 	unsigned max_msg_fds;       /* fds per message we accept; 0 = 16 */
+	/* Version 2. */
+	const struct vfk_syscalls *sys; /* system calls of the kernel
+					 * transports and of region mappings;
+					 * NULL = the real ones */
 };
 
 /* Connect to a vfio-user server at `path` and negotiate.  `opts` may be
@@ -51,11 +56,29 @@ int vfk_device_open_socket(const char *path, const struct vfk_client_opts *opts,
  * `fd` on success only. */
 int vfk_device_open_fd(int fd, const struct vfk_client_opts *opts,
 		       struct vfk_device **out);
+/*
+ * Open PCI function `bdf` ("0000:00:03.0" or "00:03.0") through the kernel's
+ * VFIO: the iommufd path (/dev/iommu and /dev/vfio/devices/vfioN) when the
+ * kernel has it, else the type1 container and group (/dev/vfio/vfio,
+ * /dev/vfio/N, VFIO_TYPE1v2_IOMMU).  `flags` may force one
+ * (VFK_PCI_OPEN_TYPE1, VFK_PCI_OPEN_IOMMUFD) and may ask for the function
+ * to be bound to vfio-pci first through sysfs driver_override
+ * (VFK_PCI_OPEN_BIND), unbinding the driver it has.  A group that is not
+ * viable (another device in it is bound to a host driver) gives -EBUSY.
+ * On failure nothing is left open.
+ */
+#define VFK_PCI_OPEN_TYPE1 0x1u
+#define VFK_PCI_OPEN_IOMMUFD 0x2u
+#define VFK_PCI_OPEN_BIND 0x4u
+int vfk_device_open_pci(const char *bdf, unsigned flags,
+			const struct vfk_client_opts *opts,
+			struct vfk_device **out);
+
 /* Unmap every region mapping, close every fd, free the handle.  DMA
  * mappings the server holds are released by the disconnect. */
 void vfk_device_close(struct vfk_device *dev);
 
-/* The transport's name: "vfio-user". */
+/* The transport's name: "vfio-user", "vfio-type1" or "vfio-iommufd". */
 const char *vfk_device_transport(const struct vfk_device *dev);
 
 /* What VERSION agreed on (vfio-user only; zeros otherwise). */
@@ -137,6 +160,14 @@ int vfk_region_write_posted(struct vfk_device *dev, uint32_t index,
 int vfk_region_map(struct vfk_device *dev, uint32_t index, void **base);
 void vfk_region_unmap(struct vfk_device *dev, uint32_t index);
 
+/*
+ * The fd region `index` is mapped from (at info.offset + area offset), or
+ * -ENODEV if it has none.  Borrowed: valid until close.  For the kernel
+ * transports it is the device fd itself (a passthrough server offers it to
+ * its own clients).
+ */
+int vfk_region_fd(struct vfk_device *dev, uint32_t index);
+
 /* Config space (region 7) shortcuts. */
 int vfk_device_config_read(struct vfk_device *dev, uint32_t offset, void *buf,
 			   size_t count);
@@ -208,6 +239,51 @@ int vfk_device_dma_unmap(struct vfk_device *dev, uint64_t iova, uint64_t size);
 /* DMA_UNMAP of everything. */
 int vfk_device_dma_unmap_all(struct vfk_device *dev);
 
+/*
+ * IOVA allocation.  The handle knows which IOVAs the IOMMU accepts: for the
+ * kernel transports the ranges the kernel reports (type1's IOVA-range
+ * capability, iommufd's IOAS_IOVA_RANGES), for vfio-user everything from
+ * 4 GiB up (the protocol has no way to say; the low 4 GiB are left to
+ * callers that choose their own IOVAs, as a VMM does with guest addresses).
+ */
+struct vfk_iova_range {
+	uint64_t start;
+	uint64_t last; /* inclusive */
+};
+/* Copy up to `max` ranges; returns how many there are (may be > max). */
+int vfk_device_iova_ranges(struct vfk_device *dev, struct vfk_iova_range *out,
+			   unsigned max);
+/* Smallest IOMMU page size (the alignment of every mapping). */
+uint64_t vfk_device_iova_pgsize(struct vfk_device *dev);
+/* Allocate only IOVAs <= `last` from now on, for a device whose DMA
+ * addresses are narrower than 64 bits.  UINT64_MAX: no limit (default). */
+int vfk_device_dma_limit(struct vfk_device *dev, uint64_t last);
+
+/*
+ * Map `size` bytes of our memory at `vaddr` for DMA at an IOVA the handle
+ * chooses from the ranges above; `*iova` receives the address of `vaddr`'s
+ * byte.  The range is widened to whole IOMMU pages, and large ranges get
+ * IOVAs congruent to their addresses modulo the largest IOMMU page that
+ * fits, so the IOMMU can use large pages.  A range that lies inside one
+ * mapped before reuses it without a system call or a message (a reference
+ * is taken), so a driver may map each buffer per I/O cheaply; of several
+ * such mappings the oldest is used, and if it lacks part of `prot` the call
+ * fails with -EACCES (unmap it, or map with both directions).  vfio-user
+ * servers reach such memory by DMA_READ/DMA_WRITE messages (there is no
+ * fd).  -ENOSPC when no IOVA range has room.  IOVAs chosen with
+ * vfk_device_dma_map() are avoided; vfk_device_dma_unmap() and
+ * vfk_device_dma_unmap_all() drop these mappings too, references or not.
+ */
+int vfk_device_dma_map_vaddr(struct vfk_device *dev, void *vaddr, size_t size,
+			     uint32_t prot, uint64_t *iova);
+/*
+ * Drop a reference vfk_device_dma_map_vaddr() took for the same range; the
+ * last one unmaps.  The oldest mapping containing the range is the one
+ * the map call chose, and stays so while the reference lives.  -ENOENT if
+ * no mapping contains it.
+ */
+int vfk_device_dma_unmap_vaddr(struct vfk_device *dev, void *vaddr, size_t size);
+
 /* ---- misc --------------------------------------------------------------- */
 
 /* DEVICE_RESET. */
@@ -226,6 +302,53 @@ struct vfk_client_stats {
 	uint64_t dma_refused;  /* ... answered with an error */
 };
 void vfk_device_get_stats(struct vfk_device *dev, struct vfk_client_stats *out);
+
+/* ---- kernel transports ---------------------------------------------------- */
+
+/* What the kernel transports opened; -ENOTSUP (and zeros, group and
+ * device_fd -1) for vfio-user. */
+struct vfk_kernel_info {
+	bool iommufd;          /* iommufd path (else type1 container/group) */
+	int group;             /* IOMMU group number, -1 if unknown */
+	unsigned group_devices; /* devices in that group (this one included) */
+	int device_fd;         /* the VFIO device fd (borrowed), or -1 */
+	uint64_t iova_pgsizes; /* IOMMU page sizes */
+	char driver[32];       /* driver bound before a VFK_PCI_OPEN_BIND, or "" */
+};
+int vfk_device_kernel_info(struct vfk_device *dev, struct vfk_kernel_info *out);
+
+/*
+ * The system calls a kernel transport makes, all of them, so that a test
+ * can play the kernel.  Each returns what the call returns on success and
+ * a negative errno on failure (never -1 with errno).  Versioned: members
+ * are only appended.  vfk_syscalls_default() is the real table.
+ */
+#define VFK_SYSCALLS_VERSION 1
+struct vfk_syscalls {
+	unsigned version;
+	void *user; /* passed to every call */
+	int (*open)(void *user, const char *path, int flags);
+	int (*close)(void *user, int fd);
+	int (*ioctl)(void *user, int fd, unsigned long request, void *arg);
+	long (*pread)(void *user, int fd, void *buf, size_t count, uint64_t offset);
+	long (*pwrite)(void *user, int fd, const void *buf, size_t count,
+		       uint64_t offset);
+	/* mmap: 0 and `*out`, or a negative errno. */
+	int (*mmap)(void *user, void *addr, size_t len, int prot, int flags,
+		    int fd, uint64_t offset, void **out);
+	int (*munmap)(void *user, void *addr, size_t len);
+	long (*read)(void *user, int fd, void *buf, size_t count);
+	long (*write)(void *user, int fd, const void *buf, size_t count);
+	/* readlink: the target's length (not NUL-terminated), as readlink(2). */
+	long (*readlink)(void *user, const char *path, char *buf, size_t size);
+	/* Call `fn` for each entry of directory `path` but "." and "..";
+	 * a non-zero return from `fn` stops and is returned. */
+	int (*list_dir)(void *user, const char *path,
+			int (*fn)(void *arg, const char *name), void *arg);
+	/* Sleep `ms` milliseconds (waiting for sysfs to settle). */
+	void (*sleep_ms)(void *user, unsigned ms);
+};
+const struct vfk_syscalls *vfk_syscalls_default(void);
 
 #ifdef __cplusplus
 }

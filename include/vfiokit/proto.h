@@ -495,7 +495,9 @@ int vfk_caps_walk(const void *info, size_t len, size_t base, uint32_t first,
 
 /* Validate a SPARSE_MMAP body against a region of `region_size` bytes:
  * count fits in the body, areas lie inside the region and do not overlap.
- * On success `*areas` points at the first (possibly unaligned) area. */
+ * Zero-size areas (older Linux reported some) are allowed and must be
+ * skipped by the caller.  On success `*areas` points at the first
+ * (possibly unaligned) area. */
 int vfk_decode_sparse(const uint8_t *body, size_t body_len, uint64_t region_size,
 		      uint32_t *nr_areas, const uint8_t **areas);
 

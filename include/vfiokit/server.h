@@ -371,6 +371,24 @@ bool vfk_dev_io_enabled(struct vfk_dev *dev);
 /* Whether the command register enables bus mastering (DMA). */
 bool vfk_dev_bus_master(struct vfk_dev *dev);
 
+/* ---- Register helpers for bar_read/bar_write -----------------------------
+ * A client's access arrives as (offset, bytes) and may cover part of a
+ * register or several; these fold it onto one register of `width` bytes
+ * (1..8) at offset `reg`, little-endian as PCI is. */
+
+/* True if the access [off, off+count) touches the register. */
+static inline bool vfk_reg_hit(uint64_t off, uint32_t count, uint64_t reg,
+			       unsigned width)
+{
+	return off < reg + width && reg < off + count;
+}
+/* The register's value after the access wrote `buf` over `old`. */
+uint64_t vfk_reg_merge(uint64_t old, uint64_t reg, unsigned width,
+		       uint64_t off, const void *buf, uint32_t count);
+/* Put the register's bytes that the access covers into `buf`. */
+void vfk_reg_fill(void *buf, uint64_t off, uint32_t count, uint64_t reg,
+		  unsigned width, uint64_t value);
+
 /* ---- Interrupts --------------------------------------------------------- */
 
 /*

@@ -389,7 +389,7 @@ static void test_caps(void **state)
 	assert_int_equal(r.ids[1], VFK_REGION_CAP_MSIX_MAPPABLE);
 	assert_int_equal(vfk_decode_sparse(buf + 40, sizeof(sparse), 0x10000, &nr, &areas), 0);
 	assert_int_equal(nr, 2);
-	/* Areas past the region, overlapping, or zero-sized are rejected. */
+	/* Areas past the region or overlapping are rejected. */
 	assert_int_equal(vfk_decode_sparse(buf + 40, sizeof(sparse), 0xffff, &nr, &areas), -EINVAL);
 	a[1].offset = 0x800;
 	memcpy(sparse + 8, a, sizeof(a));
