@@ -207,10 +207,12 @@ static size_t ub_array(const uint64_t *a, size_t n, uint64_t key)
 
 /*
  * Index of the first window whose iova is greater than `iova`.  Two levels:
- * the summary holds every DMA_BLOCK-th start (1,024 entries, 8 KiB, at
- * 65,535 windows: it stays in L1), and picks one block of 64 starts
- * (512 bytes) to finish in.  A random lookup then misses the cache two or
- * three times instead of once per level of a 16-level binary search.
+ * the summary holds every DMA_BLOCK-th start (4,096 entries, 32 KiB, at
+ * 65,535 windows: it stays in L1/L2), and picks one block of 16 windows to
+ * finish in.  The block's starts (2 cache lines) and its window entries
+ * (10 lines) are all requested at once, so a random lookup waits for
+ * about one memory access, not one per level of a binary search plus the
+ * window after it.
  */
 static size_t upper_bound(const struct dma_table *t, uint64_t iova)
 {
@@ -225,6 +227,8 @@ static size_t upper_bound(const struct dma_table *t, uint64_t iova)
 	 * overlap instead of following each halving step. */
 	for (size_t k = 0; k < len; k += 64 / sizeof(uint64_t))
 		__builtin_prefetch(t->starts + first + k);
+	for (size_t k = 0; k < len * sizeof(struct dma_win); k += 64)
+		__builtin_prefetch((const char *)(t->w + first) + k);
 	return first + ub_array(t->starts + first, len, iova);
 }
 

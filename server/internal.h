@@ -79,7 +79,7 @@ struct dma_win {
 	struct dma_file *file;
 };
 
-#define DMA_BLOCK 64u /* windows per second-level block: 512 bytes of starts */
+#define DMA_BLOCK 16u /* windows per second-level block: 128 bytes of starts */
 
 struct dma_table {
 	pthread_rwlock_t lock;  /* readers: translation on any thread */

@@ -67,11 +67,11 @@ static void serve_usage(FILE *f)
 		"  --trap-doorbells      doorbells by message instead of a mapped page;\n"
 		"                        the I/O thread then sleeps until one is written\n"
 		"  --device BDF          passthrough: the PCI function to re-export\n"
-		"  --iommu PATH          passthrough: 'type1' or 'iommufd' (default: iommufd\n"
+		"  --iommu KIND          passthrough: 'type1' or 'iommufd' (default: iommufd\n"
 		"                        when the kernel has it, else type1)\n"
 		"  --bind                passthrough: bind the function to vfio-pci first\n"
 		"  --once                exit when the first client disconnects\n"
-		"  -v, --verbose         log every message (repeat for more)\n"
+		"  -v, --verbose         log every message\n"
 		"  -q, --quiet           log errors only\n"
 		"\nmodels:\n");
 	for (size_t i = 0; vfk_model_at(i); i++)
