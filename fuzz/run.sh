@@ -10,7 +10,7 @@
 # a crash, a leak, a timeout or an invariant violation.  Reproducers land in
 # .fuzz-corpus/artifacts/HARNESS/ and the corpus grows in .fuzz-corpus/HARNESS/
 # (both git-ignored); the seeds are regenerated into a temporary directory
-# on every run.
+# on every run, and fuzz/regress/HARNESS/ holds the inputs of fixed bugs.
 #
 # Environment: FUZZ_BUILD_DIR (default build-fuzz), FUZZ_HARNESSES (default
 # "fuzz_proto fuzz_server"), the usual ASAN_OPTIONS / UBSAN_OPTIONS, and the
@@ -88,12 +88,15 @@ for h in $harnesses; do
 	*) seeds=; extra= ;;
 	esac
 	mkdir -p "$corpus/$h" "$corpus/artifacts/$h"
+	# Inputs that once found a bug are replayed first on every run.
+	regress=
+	[ -d "$root/fuzz/regress/$h" ] && regress=$root/fuzz/regress/$h
 	log=$tmp/$h.log
 	# shellcheck disable=SC2086
 	"$build/fuzz/$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 -dict="$root/fuzz/vfio-user.dict" $extra \
 		-artifact_prefix="$corpus/artifacts/$h/" \
-		"$corpus/$h" ${seeds:+"$seeds"} >"$log" 2>&1
+		"$corpus/$h" ${seeds:+"$seeds"} $regress >"$log" 2>&1
 	rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)

@@ -394,6 +394,15 @@ static void test_caps(void **state)
 	a[1].offset = 0x800;
 	memcpy(sparse + 8, a, sizeof(a));
 	assert_int_equal(vfk_decode_sparse(sparse, sizeof(sparse), 0x10000, &nr, &areas), -EINVAL);
+	/* A zero-size area, even past the region, is passed through for the
+	 * caller to skip and does not count in the order check. */
+	a[0].offset = 0xfffff000;
+	a[0].size = 0;
+	a[1].offset = 0;
+	a[1].size = 0x1000;
+	memcpy(sparse + 8, a, sizeof(a));
+	assert_int_equal(vfk_decode_sparse(sparse, sizeof(sparse), 0x10000, &nr, &areas), 0);
+	assert_int_equal(nr, 2);
 	n = 3; /* more areas than bytes */
 	memcpy(sparse, &n, 4);
 	assert_int_equal(vfk_decode_sparse(sparse, sizeof(sparse), 0x10000, &nr, &areas), -EINVAL);
