@@ -51,6 +51,11 @@ trap 'exit 130' INT TERM
 
 t_start=$SECONDS
 vfk_host_need debootstrap:debootstrap unshare:util-linux gzip:gzip flock:util-linux xz:xz-utils
+# Every mount the guest set-up makes lives in a private mount namespace.
+# Making one fails when / is not a mount point (a plain chroot), so say so
+# now rather than as an apt failure later.
+unshare --mount --propagation private true 2>/dev/null ||
+    vfk_die "cannot make a private mount namespace (unshare -m); is / a mount point? (in a chroot, bind-mount its root onto itself first)"
 
 # ---------------------------------------------------------------- chroot
 if ! vfk_stamp_ok chroot || [[ ! -x $C/usr/bin/apt-get ]]; then
