@@ -81,7 +81,8 @@ struct vfk_server {
 	struct msghdr rx_mh;    /* the armed receive's target */
 	bool recv_armed, poll_armed, out_armed;
 	bool in_uring_loop;
-	bool discard_recv;      /* dropping the client: ignore what arrives */
+	bool dropping;          /* drop_client() is finishing the ring's
+				 * requests on the channel: not acted on */
 };
 
 enum { UD_RECV = 1, UD_POLL, UD_POLLOUT, UD_CANCEL };
@@ -195,19 +196,23 @@ static void sync_unmask_watch(struct vfk_server *srv)
 
 /* ---- client lifecycle ---- */
 
-static void disarm_recv(struct vfk_server *srv, bool *other);
+static void ring_cancel(struct vfk_server *srv, uint64_t ud, bool *armed,
+			bool *other);
 
 static void drop_client(struct vfk_server *srv, const char *why)
 {
 	if (!srv->ch)
 		return;
-	if (srv->recv_armed) {
-		/* The ring still reads into this channel's buffer. */
+	if (srv->recv_armed || srv->out_armed) {
+		/* The ring still reads into this channel's buffer, or polls its
+		 * socket (holding it open, and the POLLOUT slot the next
+		 * client needs): finish both before the channel goes. */
 		bool ignored = false;
 
-		srv->discard_recv = true;
-		disarm_recv(srv, &ignored);
-		srv->discard_recv = false;
+		srv->dropping = true;
+		ring_cancel(srv, UD_RECV, &srv->recv_armed, &ignored);
+		ring_cancel(srv, UD_POLLOUT, &srv->out_armed, &ignored);
+		srv->dropping = false;
 	}
 	slog(srv, VFK_LOG_INFO, "client disconnected: %s", why);
 	ep_del(srv, srv->ch->ops->fd(srv->ch));
@@ -1202,54 +1207,87 @@ static void arm_poll(struct vfk_server *srv)
 }
 
 /* Handle one completion; true if the other sources need a dispatch. */
-static bool on_cqe(struct vfk_server *srv, struct io_uring_cqe *cqe)
+static bool on_cqe(struct vfk_server *srv, uint64_t ud, int res)
 {
-	switch (io_uring_cqe_get_data64(cqe)) {
+	switch (ud) {
 	case UD_RECV:
 		srv->recv_armed = false;
-		if (srv->ch && !srv->discard_recv) {
-			int rc = srv->ch->ops->recv_commit(srv->ch, &srv->rx_mh, cqe->res);
+		if (srv->ch) {
+			/* Committed even when dropping: fds that came with
+			 * the bytes then belong to the channel, which closes
+			 * them. */
+			int rc = srv->ch->ops->recv_commit(srv->ch, &srv->rx_mh, res);
 
+			if (srv->dropping)
+				break;
 			if (rc) {
 				srv->stats.dropped++;
 				drop_client(srv, vfk_strerror(rc));
-			} else if (cqe->res != -ECANCELED) {
+			} else if (res != -ECANCELED) {
 				conn_input(srv);
 			}
 		}
-		return false;
+		break;
 	case UD_POLL:
 		srv->poll_armed = false;
 		return true;
 	case UD_POLLOUT:
 		srv->out_armed = false;
-		if (srv->ch)
+		if (srv->ch && !srv->dropping)
 			conn_output(srv);
-		return false;
+		break;
 	}
 	return false;
 }
 
-static void disarm_recv(struct vfk_server *srv, bool *other)
+/*
+ * Take one completion off the ring, then handle it: consumed first, so
+ * that a handler that itself waits on the ring (drop_client()) cannot
+ * meet it again.  0, or the liburing error (-EAGAIN: none ready).
+ */
+static int reap_one(struct vfk_server *srv, bool wait, bool *other)
+{
+	struct io_uring_cqe *cqe;
+	uint64_t ud;
+	int res, rc;
+
+	rc = wait ? io_uring_wait_cqe(&srv->ring, &cqe)
+		  : io_uring_peek_cqe(&srv->ring, &cqe);
+	if (rc)
+		return rc;
+	ud = io_uring_cqe_get_data64(cqe);
+	res = cqe->res;
+	io_uring_cqe_seen(&srv->ring, cqe);
+	*other |= on_cqe(srv, ud, res);
+	return 0;
+}
+
+/* Cancel the request tagged `ud` if `*armed`, and handle completions until
+ * it is done: the kernel must no longer touch what it was given. */
+static void ring_cancel(struct vfk_server *srv, uint64_t ud, bool *armed,
+			bool *other)
 {
 	struct io_uring_sqe *sqe;
 
-	if (!srv->recv_armed)
+	if (!*armed)
 		return;
 	sqe = io_uring_get_sqe(&srv->ring);
 	if (sqe) {
-		io_uring_prep_cancel64(sqe, UD_RECV, 0);
+		io_uring_prep_cancel64(sqe, ud, 0);
 		io_uring_sqe_set_data64(sqe, UD_CANCEL);
 	}
 	io_uring_submit(&srv->ring);
-	while (srv->recv_armed) {
-		struct io_uring_cqe *cqe;
+	while (*armed) {
+		int rc = reap_one(srv, true, other);
 
-		if (io_uring_wait_cqe(&srv->ring, &cqe))
+		if (rc && rc != -EINTR)
 			break;
-		*other |= on_cqe(srv, cqe);
-		io_uring_cqe_seen(&srv->ring, cqe);
 	}
+}
+
+static void disarm_recv(struct vfk_server *srv, bool *other)
+{
+	ring_cancel(srv, UD_RECV, &srv->recv_armed, other);
 }
 
 static int run_uring(struct vfk_server *srv)
@@ -1263,8 +1301,6 @@ static int run_uring(struct vfk_server *srv)
 	if (srv->ch && srv->ch->ops->has_buffered(srv->ch))
 		conn_input(srv);
 	while (!srv->stopping && !srv->done) {
-		struct io_uring_cqe *cqe;
-		unsigned head, seen = 0;
 		bool other = false;
 
 		arm_poll(srv);
@@ -1275,11 +1311,8 @@ static int run_uring(struct vfk_server *srv)
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN)
 			break;
 		rc = 0;
-		io_uring_for_each_cqe(&srv->ring, head, cqe) {
-			other |= on_cqe(srv, cqe);
-			seen++;
-		}
-		io_uring_cq_advance(&srv->ring, seen);
+		while (reap_one(srv, false, &other) == 0)
+			;
 		if (other) {
 			disarm_recv(srv, &other);
 			rc = dispatch_wait(srv, 0);
