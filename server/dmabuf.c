@@ -125,11 +125,31 @@ static uint32_t dir_prot(enum vfk_dma_dir dir)
 	       (dir & VFK_DMA_FROM_DEVICE ? VFK_PROT_WRITE : 0);
 }
 
+/* vfk_dma_translate's checks over the whole range, however many windows
+ * it crosses (translate stops counting at the pieces it is given). */
+static int dma_check(struct vfk_dev *dev, uint64_t iova, size_t len, uint32_t prot)
+{
+	struct vfk_sg sg[16];
+
+	for (;;) {
+		int n = vfk_dma_translate(dev, iova, len, prot, sg, 16);
+		uint64_t done;
+
+		if (n != -ENOSPC)
+			return n < 0 ? n : 0;
+		done = sg[15].iova + sg[15].len - iova;
+		iova += done;
+		len -= done;
+	}
+}
+
 int vfk_dma_map_buf(struct vfk_dev *dev, uint64_t iova, size_t len,
 		    enum vfk_dma_dir dir, struct vfk_dma_buf *buf)
 {
 	struct vfk_sg sg[2];
-	uint32_t slot;
+	uint32_t slot = 0;
+	uint8_t *host;
+	bool bounce;
 	int n, rc;
 
 	if (!len || !dir_valid(dir) || iova + len - 1 < iova)
@@ -137,31 +157,40 @@ int vfk_dma_map_buf(struct vfk_dev *dev, uint64_t iova, size_t len,
 	/* The access rules come first: a device never gets a buffer for
 	 * memory the client did not map for it. */
 	n = vfk_dma_translate(dev, iova, len, dir_prot(dir), sg, 2);
-	if (n < 0 && n != -ENOSPC)
+	if (n == -ENOSPC)
+		n = dma_check(dev, iova, len, dir_prot(dir));
+	if (n < 0)
 		return n;
+	bounce = !(n == 1 && sg[0].host && iova + len - 1 <= dma_mask(dev));
+	if (!bounce) {
+		host = sg[0].host; /* the engine works on client memory */
+	} else {
+		if (!dev->pool)
+			return -ENOMEM;
+		rc = pool_alloc(dev, len, &slot);
+		if (rc)
+			return rc;
+		host = dev->pool + (size_t)slot * POOL_PAGE;
+		if (dir & VFK_DMA_TO_DEVICE) {
+			rc = vfk_dma_read(dev, iova, host, len);
+			if (rc) {
+				pool_free(dev, slot, len);
+				return rc;
+			}
+		} else {
+			/* Copied back whole at the sync points: bytes the
+			 * engine does not write must not carry an earlier
+			 * user's data into this client's memory. */
+			memset(host, 0, len);
+		}
+	}
 	memset(buf, 0, sizeof(*buf));
+	buf->host = host;
 	buf->iova = iova;
 	buf->len = len;
 	buf->dir = dir;
-	if (n == 1 && sg[0].host && iova + len - 1 <= dma_mask(dev)) {
-		buf->host = sg[0].host; /* the engine works on client memory */
-		return 0;
-	}
-	if (!dev->pool)
-		return -ENOMEM;
-	rc = pool_alloc(dev, len, &slot);
-	if (rc)
-		return rc;
-	buf->bounced = true;
+	buf->bounced = bounce;
 	buf->slot = slot;
-	buf->host = dev->pool + (size_t)slot * POOL_PAGE;
-	if (dir & VFK_DMA_TO_DEVICE) {
-		rc = vfk_dma_read(dev, iova, buf->host, len);
-		if (rc) {
-			pool_free(dev, slot, len);
-			return rc;
-		}
-	}
 	return 0;
 }
 

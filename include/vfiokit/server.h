@@ -476,15 +476,15 @@ int vfk_dma_translate(struct vfk_dev *dev, uint64_t iova, uint64_t len,
 enum vfk_dma_dir {
 	VFK_DMA_TO_DEVICE = 1,     /* the engine reads client memory */
 	VFK_DMA_FROM_DEVICE = 2,   /* the engine writes client memory */
-	VFK_DMA_BIDIRECTIONAL = 3,
+	VFK_DMA_BIDIRECTIONAL = 3, /* both: TO_DEVICE | FROM_DEVICE */
 };
 
 /* A streaming mapping, filled by vfk_dma_map_buf(). */
 struct vfk_dma_buf {
 	void *host;            /* what the engine accesses */
 	uint64_t iova;         /* the client range it stands for */
-	size_t len;
-	enum vfk_dma_dir dir;
+	size_t len;            /* bytes at `host` and at `iova` */
+	enum vfk_dma_dir dir;  /* as mapped: what the sync points copy */
 	bool bounced;          /* host is a pool buffer, not client memory */
 	uint32_t slot;         /* private to the library */
 };
@@ -502,6 +502,9 @@ struct vfk_dma_coherency_ops {
 	/* Before the CPU reads what the engine wrote: invalidate. */
 	void (*invalidate)(void *user, void *addr, size_t len);
 };
+/* Call `ops` (kept: must outlive the device; NULL: none) with `user` from
+ * the sync points, on the thread that calls them.  -EINVAL if
+ * ops->version is 0. */
 int vfk_dev_set_dma_coherency(struct vfk_dev *dev,
 			      const struct vfk_dma_coherency_ops *ops,
 			      void *user);
@@ -511,7 +514,9 @@ int vfk_dev_set_dma_coherency(struct vfk_dev *dev,
  * vfk_dma_read/write (-EFAULT, -EACCES) before anything else.  Bounces
  * when the range passes the mask, spans windows, or has no host mapping;
  * then, for TO_DEVICE and BIDIRECTIONAL, the pool buffer is filled from
- * client memory.  -ENOMEM if the pool has no room.  Bounced mappings of
+ * client memory, and for FROM_DEVICE it starts zeroed (it is copied back
+ * whole).  -ENOMEM if the pool has no room.  `buf` is written on success
+ * only.  Bounced mappings of
  * windows without fd follow the message-DMA rules of vfk_dma_read().
  */
 int vfk_dma_map_buf(struct vfk_dev *dev, uint64_t iova, size_t len,

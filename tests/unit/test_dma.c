@@ -2,7 +2,8 @@
 /*
  * The server's DMA table with real memfds: overlap and cut rules,
  * translation across windows, protection, the checks on the fds a client
- * sends, and that 65,535 windows of one memfd cost one mapping.
+ * sends, that 65,535 windows of one memfd cost one mapping, and the
+ * streaming API's checks, bounce buffers and coherency hooks.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -258,6 +259,85 @@ static void test_random_against_model(void **state)
 	}
 }
 
+struct coh_log {
+	unsigned writebacks, invalidates;
+	void *last_addr;
+	size_t last_len;
+};
+
+static void coh_writeback(void *user, void *addr, size_t len)
+{
+	struct coh_log *l = user;
+
+	l->writebacks++;
+	l->last_addr = addr;
+	l->last_len = len;
+}
+
+static void coh_invalidate(void *user, void *addr, size_t len)
+{
+	struct coh_log *l = user;
+
+	l->invalidates++;
+	l->last_addr = addr;
+	l->last_len = len;
+}
+
+/* Streaming mappings: the whole range is checked however many windows it
+ * crosses, a FROM_DEVICE bounce buffer starts zeroed (no earlier data
+ * leaks to the client), and the coherency hooks run at the sync points
+ * on the buffer the engine uses. */
+static void test_streaming(void **state)
+{
+	static const struct vfk_dma_coherency_ops coh = {
+		.version = 1, .writeback = coh_writeback, .invalidate = coh_invalidate
+	};
+	struct vfk_dev *d = fx.dev;
+	struct coh_log log = { 0 };
+	struct vfk_dma_buf b;
+	uint64_t hi = 1ull << 33; /* above a 32-bit mask: always bounced */
+
+	(void)state;
+	assert_int_equal(vfk_dev_set_dma_mask(d, 32), 0);
+	assert_int_equal(vfk_pool_init(d), 0);
+	assert_int_equal(vfk_dev_set_dma_coherency(d, &coh, &log), 0);
+	/* Four windows; the fourth is read-only. */
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(vfk_dma_add(d, hi + i * 0x1000, 0x1000, RW, fx.memfd,
+					     i * 0x1000), 0);
+	assert_int_equal(vfk_dma_add(d, hi + 0x3000, 0x1000, VFK_PROT_READ, fx.memfd, 0x3000), 0);
+	memset(&b, 0x11, sizeof(b));
+	assert_int_equal(vfk_dma_map_buf(d, hi, 0x4000, VFK_DMA_FROM_DEVICE, &b), -EACCES);
+	assert_int_equal(b.len, 0x1111111111111111ull); /* untouched on failure */
+	assert_int_equal(vfk_dma_map_buf(d, hi, 0x4001, VFK_DMA_TO_DEVICE, &b), -EFAULT);
+
+	/* Leave data in the pool, then map FROM_DEVICE over the same slot. */
+	memset(fx.mem, 0xee, 0x2000);
+	assert_int_equal(vfk_dma_map_buf(d, hi, 0x2000, VFK_DMA_TO_DEVICE, &b), 0);
+	assert_true(b.bounced);
+	assert_int_equal(((uint8_t *)b.host)[0x1fff], 0xee);
+	assert_int_equal(vfk_dma_sync_for_device(d, &b), 0);
+	assert_int_equal(log.writebacks, 1);
+	assert_ptr_equal(log.last_addr, b.host);
+	assert_int_equal(log.last_len, 0x2000);
+	assert_int_equal(vfk_dma_unmap_buf(d, &b), 0);
+	assert_int_equal(log.invalidates, 0); /* TO_DEVICE: nothing to read back */
+
+	memset(fx.mem, 0x55, 0x2000);
+	assert_int_equal(vfk_dma_map_buf(d, hi, 0x2000, VFK_DMA_FROM_DEVICE, &b), 0);
+	assert_true(b.bounced);
+	memset(b.host, 0xab, 0x10); /* the engine writes only 16 bytes */
+	assert_int_equal(vfk_dma_sync_for_cpu(d, &b), 0);
+	assert_int_equal(log.invalidates, 1);
+	assert_ptr_equal(log.last_addr, b.host);
+	assert_int_equal(fx.mem[0xf], 0xab);
+	assert_int_equal(fx.mem[0x10], 0);     /* not the 0xee left in the pool */
+	assert_int_equal(fx.mem[0x1fff], 0);
+	assert_int_equal(vfk_dma_unmap_buf(d, &b), 0);
+	assert_int_equal(log.invalidates, 2); /* unmap syncs FROM_DEVICE */
+	assert_null(b.host);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +347,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_many_windows_one_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_against_model, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_model_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_streaming, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
