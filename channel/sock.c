@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -305,9 +306,35 @@ static bool sock_has_buffered(struct vfk_channel *ch)
 	}
 }
 
-static int recv_common(struct vfk_channel *ch, struct vfk_msg *msg, bool block)
+static int set_rcvtimeo(struct sock_channel *s, int timeout_ms)
+{
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	s->rcvtimeo_ms = timeout_ms;
+	return 0;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A blocking receive (deadline >= 0) waits in recvmsg up to SO_RCVTIMEO.
+ * A peer that sends a message a few bytes at a time must not stretch the
+ * wait past the deadline, so after each partial read the timeout is cut
+ * to what is left: one setsockopt on that path only, none when a message
+ * arrives in one read.
+ */
+static int recv_common(struct vfk_channel *ch, struct vfk_msg *msg, int64_t deadline)
 {
 	struct sock_channel *s = sc(ch);
+	bool block = deadline >= 0, partial = false;
 
 	for (;;) {
 		uint32_t avail, size;
@@ -361,17 +388,30 @@ static int recv_common(struct vfk_channel *ch, struct vfk_msg *msg, bool block)
 		}
 		if (s->eof)
 			return -EPIPE;
+		if (block && partial) {
+			/* Bytes came but not yet a whole message. */
+			int64_t left = deadline - mono_ms();
+
+			if (left <= 0)
+				return -ETIMEDOUT;
+			if (left < s->rcvtimeo_ms) {
+				rc = set_rcvtimeo(s, (int)left);
+				if (rc)
+					return rc;
+			}
+		}
 		rc = read_more(s, block);
 		if (rc == 0 && block && !s->eof)
 			return -ETIMEDOUT; /* SO_RCVTIMEO expired */
 		if (rc <= 0 && !s->eof)
 			return rc;
+		partial = true;
 	}
 }
 
 static int sock_recv(struct vfk_channel *ch, struct vfk_msg *msg)
 {
-	return recv_common(ch, msg, false);
+	return recv_common(ch, msg, -1);
 }
 
 static int sock_recv_wait(struct vfk_channel *ch, struct vfk_msg *msg,
@@ -379,16 +419,17 @@ static int sock_recv_wait(struct vfk_channel *ch, struct vfk_msg *msg,
 {
 	struct sock_channel *s = sc(ch);
 
+	int64_t deadline = mono_ms() + timeout_ms;
+
 	if (timeout_ms <= 0)
 		return -EINVAL;
 	if (s->rcvtimeo_ms != timeout_ms) {
-		struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+		int rc = set_rcvtimeo(s, timeout_ms);
 
-		if (setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
-			return -errno;
-		s->rcvtimeo_ms = timeout_ms;
+		if (rc)
+			return rc;
 	}
-	return recv_common(ch, msg, true);
+	return recv_common(ch, msg, deadline);
 }
 
 static int send_raw(struct sock_channel *s, const struct iovec *iov, int iovcnt,

@@ -249,14 +249,15 @@ static int request(struct vfk_device *d, uint16_t cmd, const struct iovec *iov,
 	d->stats.requests++;
 	if (no_reply)
 		return 0;
-	for (;;) {
+	for (bool first = true;; first = false) {
 		struct vfk_msg m;
-		int64_t left = deadline - now_ms();
+		int64_t left = first ? d->opts.timeout_ms : deadline - now_ms();
 
 		/* The wait happens inside recvmsg (SO_RCVTIMEO): one system
-		 * call for the reply rather than poll + recvmsg. */
-		rc = left > 0 ? v->ch->ops->recv_wait(v->ch, &m, d->opts.timeout_ms)
-			      : -ETIMEDOUT;
+		 * call for the reply rather than poll + recvmsg.  After a
+		 * server request came in between, only what is left of the
+		 * timeout (a new SO_RCVTIMEO, off the common path). */
+		rc = left > 0 ? v->ch->ops->recv_wait(v->ch, &m, (int)left) : -ETIMEDOUT;
 		if (rc == -ETIMEDOUT) {
 			vfk_client_log(d, VFK_LOG_ERR, "%s (id %u): no reply in %d ms",
 				       vfk_cmd_name(cmd), h.id, d->opts.timeout_ms);

@@ -2,7 +2,8 @@
 /*
  * The socket channel over a real socketpair: messages split anywhere or
  * glued together arrive whole, fds reach the message they were sent with,
- * bad framing is reported, and sending never blocks.
+ * bad framing is reported, sending never blocks, and a blocking receive
+ * keeps its deadline however the peer spreads the bytes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,7 +13,10 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -288,6 +292,75 @@ static void test_send_never_blocks(void **state)
 	assert_false(p->ch->ops->tx_pending(p->ch));
 }
 
+static int64_t ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A child that writes `n` bytes of `b`, `chunk` bytes every `gap_ms`. */
+static pid_t dribble(int sock, const uint8_t *b, size_t n, size_t chunk, int gap_ms)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (size_t i = 0; i < n; i += chunk) {
+			size_t k = n - i < chunk ? n - i : chunk;
+
+			if (write(sock, b + i, k) != (ssize_t)k)
+				_exit(1);
+			usleep((useconds_t)gap_ms * 1000);
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+/* A message that keeps arriving a byte at a time must not hold a blocking
+ * receive past its timeout (each byte would otherwise restart the wait). */
+static void test_recv_wait_trickle(void **state)
+{
+	struct pair *p = *state;
+	static uint8_t b[1100];
+	size_t n = msg(b, 9, 1000, 7);
+	struct vfk_msg m;
+	int64_t t0, took;
+	pid_t pid;
+
+	fcntl(p->ch->ops->fd(p->ch), F_SETFL, 0); /* recv_wait needs blocking */
+	pid = dribble(p->peer, b, n, 1, 50); /* about 50 s for the whole message */
+	t0 = ms_now();
+	assert_int_equal(p->ch->ops->recv_wait(p->ch, &m, 300), -ETIMEDOUT);
+	took = ms_now() - t0;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	print_message("# trickled message: timed out after %lld ms of 300\n", (long long)took);
+	assert_true(took >= 250 && took < 1000);
+}
+
+/* A message in two halves 100 ms apart still arrives whole: the deadline
+ * check between them does not cut a wait that has time left. */
+static void test_recv_wait_split(void **state)
+{
+	struct pair *p = *state;
+	static uint8_t b[1100];
+	size_t n = msg(b, 10, 1000, 8);
+	struct vfk_msg m;
+	pid_t pid;
+	int st;
+
+	fcntl(p->ch->ops->fd(p->ch), F_SETFL, 0);
+	pid = dribble(p->peer, b, n, n / 2 + 1, 100);
+	assert_int_equal(p->ch->ops->recv_wait(p->ch, &m, 2000), 1);
+	assert_int_equal(m.hdr.id, 10);
+	assert_int_equal(m.payload[999], 8);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +373,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unframeable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eof_mid_message, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_send_never_blocks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recv_wait_trickle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recv_wait_split, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
