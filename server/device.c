@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -101,8 +103,17 @@ int vfk_shm_from_fd(int fd, size_t size, struct vfk_shm **out)
 		return -EINVAL;
 	if (fstat(fd, &st) < 0)
 		return -errno;
+	/* Mapping past the end of a file or a block device would SIGBUS. */
 	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < size)
-		return -EINVAL; /* mapping past EOF would SIGBUS */
+		return -EINVAL;
+	if (S_ISBLK(st.st_mode)) {
+		uint64_t bytes;
+
+		if (ioctl(fd, BLKGETSIZE64, &bytes) < 0)
+			return -errno;
+		if (bytes < size)
+			return -EINVAL;
+	}
 	return shm_wrap(fd, size, out);
 }
 

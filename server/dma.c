@@ -413,8 +413,8 @@ static void remove_range(struct vfk_dev *dev, size_t from, size_t to)
 	struct dma_win one, *gone = n == 1 ? &one : malloc(n * sizeof(*gone));
 
 	if (!gone) {
-		/* No memory for the list: notify while the windows are still
-		 * in the table, one by one (the old order), rather than leak. */
+		/* No memory for the list: one window at a time, from the
+		 * end (each needs no allocation), in the same order. */
 		for (size_t k = to; k > from; k--)
 			remove_range(dev, k - 1, k);
 		return;

@@ -75,7 +75,7 @@ static void serve_usage(FILE *f)
 		"  -q, --quiet           log errors only\n"
 		"\nmodels:\n");
 	for (size_t i = 0; vfk_model_at(i); i++)
-		fprintf(f, "  %-10s %s\n", vfk_model_at(i)->name, vfk_model_at(i)->summary);
+		fprintf(f, "  %-12s %s\n", vfk_model_at(i)->name, vfk_model_at(i)->summary);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -280,6 +280,6 @@ int cmd_models(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	for (size_t i = 0; vfk_model_at(i); i++)
-		printf("%-10s %s\n", vfk_model_at(i)->name, vfk_model_at(i)->summary);
+		printf("%-12s %s\n", vfk_model_at(i)->name, vfk_model_at(i)->summary);
 	return 0;
 }

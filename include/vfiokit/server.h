@@ -49,8 +49,10 @@ struct vfk_shm;
 /* Create `size` bytes (rounded up to the host page size), zero-filled.
  * `name` shows in /proc/PID/fd and may be NULL. */
 int vfk_shm_create(size_t size, const char *name, struct vfk_shm **out);
-/* Wrap an fd the caller opened (a file, a memfd, a DAX device); the shm
- * maps [0, size) of it shared and takes ownership of `fd` on success. */
+/* Wrap an fd the caller opened (a file, a memfd, a block or DAX device);
+ * the shm maps [0, size) of it shared and takes ownership of `fd` on
+ * success.  -EINVAL if a regular file or a block device is shorter than
+ * `size`. */
 int vfk_shm_from_fd(int fd, size_t size, struct vfk_shm **out);
 /*
  * As vfk_shm_from_fd(), for bytes [file_offset, file_offset + size) of
