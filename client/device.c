@@ -362,6 +362,33 @@ static size_t page_size(void)
 	return p > 0 ? (size_t)p : 4096;
 }
 
+void vfk_region_set_areas(struct vfk_device *d, struct region_cache *rc, bool can_map,
+			  bool has_sparse)
+{
+	size_t page = page_size();
+
+	if (!can_map) {
+		rc->info.nr_areas = 0;
+		rc->info.mappable = false;
+		return;
+	}
+	if (!has_sparse) {
+		rc->areas[0].offset = 0;
+		rc->areas[0].size = rc->info.size;
+		rc->info.nr_areas = 1;
+	}
+	/* mmap needs page-aligned file offsets. */
+	for (unsigned i = 0; i < rc->info.nr_areas; i++) {
+		if ((rc->info.offset + rc->areas[i].offset) % page) {
+			vfk_client_log(d, VFK_LOG_WARN, "region %u: area %u not page-aligned, not mapped",
+				       rc->info.index, i);
+			rc->info.nr_areas = 0;
+			break;
+		}
+	}
+	rc->info.mappable = rc->info.nr_areas > 0;
+}
+
 int vfk_region_map(struct vfk_device *d, uint32_t index, void **base)
 {
 	struct region_cache *rc;
@@ -679,13 +706,17 @@ static int map_and_track(struct vfk_device *d, const struct vfk_dma_mapping *m,
 	return rc;
 }
 
+/* A mapping the caller may ask for: not empty, not wrapping, a known
+ * protection, and memory to reach by address or by fd. */
+static bool mapping_valid(const struct vfk_dma_mapping *m)
+{
+	return m->size && m->iova + m->size - 1 >= m->iova && m->prot &&
+	       !(m->prot & ~(VFK_DMA_READ | VFK_DMA_WRITE)) && (m->vaddr || m->fd >= 0);
+}
+
 int vfk_device_dma_map(struct vfk_device *d, const struct vfk_dma_mapping *m)
 {
-	if (!m || m->size == 0 || m->iova + m->size - 1 < m->iova)
-		return -EINVAL;
-	if (!m->prot || (m->prot & ~(VFK_DMA_READ | VFK_DMA_WRITE)))
-		return -EINVAL;
-	if (!m->vaddr && m->fd < 0)
+	if (!m || !mapping_valid(m))
 		return -EINVAL;
 	return map_and_track(d, m, 0);
 }
@@ -719,9 +750,7 @@ int vfk_device_dma_map_many(struct vfk_device *d, const struct vfk_dma_mapping *
 	if (!n || !m)
 		return -EINVAL;
 	for (unsigned i = 0; i < n; i++)
-		if (m[i].size == 0 || m[i].iova + m[i].size - 1 < m[i].iova ||
-		    !m[i].prot || (m[i].prot & ~(VFK_DMA_READ | VFK_DMA_WRITE)) ||
-		    (!m[i].vaddr && m[i].fd < 0))
+		if (!mapping_valid(&m[i]))
 			return -EINVAL;
 	sorted = malloc(n * sizeof(*sorted));
 	if (!sorted)

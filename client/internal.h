@@ -117,6 +117,16 @@ int vfk_region_parse_caps(struct vfk_device *d, struct region_cache *rc,
 			  const void *info, size_t len, uint32_t cap_offset,
 			  bool *has_sparse);
 
+/*
+ * A transport's last step for region `rc` (info and capabilities filled):
+ * its mmap areas.  With `can_map` (MMAP flag, a size, an fd to map) they
+ * are the SPARSE_MMAP areas if `has_sparse`, else the whole region; none
+ * if any starts at a file offset mmap cannot take.  Sets info.nr_areas and
+ * info.mappable; map_fd is left to the transport, which owns it.
+ */
+void vfk_region_set_areas(struct vfk_device *d, struct region_cache *rc, bool can_map,
+			  bool has_sparse);
+
 /* vfio_user.c */
 int vfk_vfio_user_attach(struct vfk_device *d, int fd);
 

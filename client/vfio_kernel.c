@@ -666,25 +666,9 @@ static int vk_get_region_info(struct vfk_device *d, uint32_t index,
 			goto out;
 		}
 	}
-	if ((fixed.flags & VFIO_REGION_INFO_FLAG_MMAP) && fixed.size) {
-		size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
-		if (!has_sparse) {
-			rc->areas[0].offset = 0;
-			rc->areas[0].size = fixed.size;
-			rc->info.nr_areas = 1;
-		}
-		for (unsigned i = 0; i < rc->info.nr_areas; i++) {
-			if ((fixed.offset + rc->areas[i].offset) % page) {
-				rc->info.nr_areas = 0;
-				break;
-			}
-		}
-		rc->info.mappable = rc->info.nr_areas > 0;
-		rc->map_fd = rc->info.mappable ? v->devfd : -1;
-	} else {
-		rc->info.nr_areas = 0;
-	}
+	vfk_region_set_areas(d, rc, (fixed.flags & VFIO_REGION_INFO_FLAG_MMAP) && fixed.size,
+			     has_sparse);
+	rc->map_fd = rc->info.mappable ? v->devfd : -1;
 	err = 0;
 out:
 	free(buf);

@@ -392,7 +392,7 @@ static int vu_get_region_info(struct vfk_device *d, uint32_t index,
 		struct vfk_region_info_wire req = { .argsz = argsz, .index = index };
 		struct iovec iov = { &req, sizeof(req) };
 		struct expect ex = { .buf = v->reply, .max = argsz, .fd = &fd };
-		bool has_sparse = false;
+		bool has_sparse = false, can_map;
 
 		rc2 = request(d, VFK_CMD_DEVICE_GET_REGION_INFO, &iov, 1, NULL, 0, false, &ex);
 		if (rc2)
@@ -422,31 +422,12 @@ static int vu_get_region_info(struct vfk_device *d, uint32_t index,
 		    vfk_region_parse_caps(d, rc, v->reply, ex.len, w.cap_offset,
 					  &has_sparse))
 			goto bad;
-		if ((w.flags & VFK_REGION_FLAG_MMAP) && fd >= 0 && w.size) {
-			size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
-			if (!has_sparse) {
-				rc->areas[0].offset = 0;
-				rc->areas[0].size = w.size;
-				rc->info.nr_areas = 1;
-			}
-			/* mmap needs page-aligned file offsets. */
-			for (unsigned i = 0; i < rc->info.nr_areas; i++) {
-				if ((w.offset + rc->areas[i].offset) % page) {
-					vfk_client_log(d, VFK_LOG_WARN,
-						       "region %u: area %u not page-aligned, not mapped",
-						       index, i);
-					rc->info.nr_areas = 0;
-					break;
-				}
-			}
-			rc->info.mappable = rc->info.nr_areas > 0;
+		can_map = (w.flags & VFK_REGION_FLAG_MMAP) && fd >= 0 && w.size;
+		vfk_region_set_areas(d, rc, can_map, has_sparse);
+		if (can_map)
 			rc->map_fd = fd;
-		} else {
-			rc->info.nr_areas = 0;
-			if (fd >= 0)
-				close(fd); /* an fd without MMAP is of no use */
-		}
+		else if (fd >= 0)
+			close(fd); /* an fd without MMAP is of no use */
 		return 0;
 	}
 bad:
@@ -727,7 +708,7 @@ const struct vfk_transport_ops vfk_vfio_user_ops = {
 int vfk_vfio_user_attach(struct vfk_device *d, int fd)
 {
 	struct vu *v = calloc(1, sizeof(*v));
-	int cfd, rc;
+	int cfd, rc, fl = -1;
 
 	if (!v)
 		return -ENOMEM;
@@ -741,9 +722,12 @@ int vfk_vfio_user_attach(struct vfk_device *d, int fd)
 		goto fail;
 	}
 	/* Replies are waited for inside recvmsg, which needs a blocking fd
-	 * (dispatch still reads with MSG_DONTWAIT). */
-	if (fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) & ~O_NONBLOCK) < 0) {
+	 * (dispatch still reads with MSG_DONTWAIT).  The flag belongs to the
+	 * file `fd` shares, so a failure restores it. */
+	fl = fcntl(cfd, F_GETFL);
+	if (fl < 0 || fcntl(cfd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
 		rc = -errno;
+		fl = -1;
 		close(cfd);
 		goto fail;
 	}
@@ -764,6 +748,8 @@ int vfk_vfio_user_attach(struct vfk_device *d, int fd)
 	close(fd);
 	return 0;
 fail:
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl);
 	free(v->reply);
 	free(v);
 	return rc;

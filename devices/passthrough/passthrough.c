@@ -31,7 +31,6 @@ struct pt {
 	struct vfk_dev *dev;
 	vfk_log_fn log;
 	void *log_user;
-	int devfd;
 	uint8_t cfg[4096];
 	size_t cfg_size;
 	struct vfk_shm *shm[6];
@@ -284,7 +283,9 @@ static int add_bars(struct pt *p)
 			uint64_t at = 0;
 			unsigned nt = 0;
 
-			rc = vfk_shm_from_fd_range(p->devfd, ri.offset, len, true, &p->shm[i]);
+			rc = vfk_region_fd(p->kd, i);
+			if (rc >= 0)
+				rc = vfk_shm_from_fd_range(rc, ri.offset, len, true, &p->shm[i]);
 			if (rc) {
 				pt_log(p, VFK_LOG_WARN, "BAR%u: mmap of the kernel's region failed (%s); trapped",
 				       i, vfk_strerror(rc));
@@ -486,7 +487,6 @@ int passthrough_create(const struct passthrough_opts *o, struct vfk_dev **out)
 	rc = vfk_device_kernel_info(p->kd, &ki);
 	if (rc)
 		goto fail;
-	p->devfd = ki.device_fd;
 	if (ki.group_devices > 1) {
 		pt_log(p, VFK_LOG_ERR,
 		       "%s: IOMMU group %d holds %u devices; DMA windows of the client would reach all of them, so only a device alone in its group is passed through",

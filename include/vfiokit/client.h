@@ -3,9 +3,9 @@
  * vfiokit/client.h: one device API for VMMs and userspace drivers.
  *
  * A `struct vfk_device` is a PCI function reached through a transport: a
- * vfio-user socket today (a later version adds the kernel's VFIO, type1 and
- * iommufd, behind the same calls).  The handle validates everything the
- * other side says before using it, and never waits longer than its timeout.
+ * vfio-user socket, or the kernel's VFIO (type1 or iommufd), behind the
+ * same calls.  The handle validates everything the other side says before
+ * using it, and never waits longer than its timeout.
  *
  * Conventions (see common.h): 0 or a negative errno; opaque handle; silent
  * unless a log callback is set.  A handle is used by one thread at a time.
@@ -247,8 +247,8 @@ int vfk_device_dma_unmap_all(struct vfk_device *dev);
  * callers that choose their own IOVAs, as a VMM does with guest addresses).
  */
 struct vfk_iova_range {
-	uint64_t start;
-	uint64_t last; /* inclusive */
+	uint64_t start; /* first IOVA */
+	uint64_t last;  /* inclusive */
 };
 /* Copy up to `max` ranges; returns how many there are (may be > max). */
 int vfk_device_iova_ranges(struct vfk_device *dev, struct vfk_iova_range *out,
@@ -315,17 +315,20 @@ struct vfk_kernel_info {
 	uint64_t iova_pgsizes; /* IOMMU page sizes */
 	char driver[32];       /* driver bound before a VFK_PCI_OPEN_BIND, or "" */
 };
+/* Fill `out` for a handle from vfk_device_open_pci(). */
 int vfk_device_kernel_info(struct vfk_device *dev, struct vfk_kernel_info *out);
 
 /*
  * The system calls a kernel transport makes, all of them, so that a test
  * can play the kernel.  Each returns what the call returns on success and
  * a negative errno on failure (never -1 with errno).  Versioned: members
- * are only appended.  vfk_syscalls_default() is the real table.
+ * are only appended.  A NULL member is the real call.  The handle copies the
+ * table when it opens; `user` must outlive the handle.
+ * vfk_syscalls_default() is the real table.
  */
 #define VFK_SYSCALLS_VERSION 1
 struct vfk_syscalls {
-	unsigned version;
+	unsigned version; /* VFK_SYSCALLS_VERSION; 0: the table is ignored */
 	void *user; /* passed to every call */
 	int (*open)(void *user, const char *path, int flags);
 	int (*close)(void *user, int fd);

@@ -606,14 +606,18 @@ static int f_mmap(void *user, void *addr, size_t len, int prot, int flags, int f
 	p = mmap(addr, len, prot, flags, fd, (off_t)off);
 	if (p == MAP_FAILED)
 		return -errno;
+	if (!(flags & MAP_FIXED))
+		k->maps_live++;
 	*out = p;
 	return 0;
 }
 
 static int f_munmap(void *user, void *addr, size_t len)
 {
-	(void)user;
-	return munmap(addr, len) < 0 ? -errno : 0;
+	if (munmap(addr, len) < 0)
+		return -errno;
+	K(user)->maps_live--;
+	return 0;
 }
 
 void fk_init(struct fake_kernel *k)

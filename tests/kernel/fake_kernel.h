@@ -68,6 +68,8 @@ struct fake_kernel {
 	} last_irq;
 	struct { uint64_t iova, size; } maps[64];
 	unsigned nmaps;
+	int maps_live;         /* mmaps made, less munmaps (MAP_FIXED ones
+				* only replace part of another): leaks show */
 	char written[256];     /* last sysfs write: "path=text" */
 	int device_real;       /* the memfd behind the device fd */
 };

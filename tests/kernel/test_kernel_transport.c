@@ -160,6 +160,20 @@ static void test_cdev_sysfs_without_iommufd(void **state)
 	assert_null(d);
 	assert_int_equal(fk_open_fds(&k), 0);
 	fk_fini(&k);
+
+	/* The cdev opens but /dev/iommu is missing: the device fd opened on
+	 * the way is closed before type1 opens its own. */
+	fk_init(&k);
+	k.iommufd = true;
+	k.fail_name = "open /dev/iommu";
+	k.fail_err = ENOENT;
+	assert_int_equal(open_fk(&k, 0, &d), 0);
+	assert_string_equal(vfk_device_transport(d), "vfio-type1");
+	assert_true(fk_call_index(&k, "open /dev/vfio/devices/vfio3") >= 0);
+	assert_int_equal(fk_open_fds(&k), 3); /* container, group, device */
+	vfk_device_close(d);
+	assert_int_equal(fk_open_fds(&k), 0);
+	fk_fini(&k);
 }
 
 static void test_bad_addresses(void **state)
@@ -400,16 +414,24 @@ static void test_irqs_and_reset_errors(void **state)
 	k.fail_err = ENOMEM;
 	{
 		void *base;
+		int live;
 
 		assert_int_equal(vfk_region_map(d, 2, &base), -ENOMEM);
 		k.fail_name = NULL;
 		assert_int_equal(vfk_region_map(d, 2, &base), 0);
+		/* The second area of BAR0 fails after the reservation and the
+		 * first area are mapped: neither is left behind. */
+		live = k.maps_live;
+		k.fail_name = "mmap 0x3000";
+		assert_int_equal(vfk_region_map(d, 0, &base), -ENOMEM);
+		assert_int_equal(k.maps_live, live);
 	}
 	k.fail_name = NULL;
 	close(fds[0]);
 	close(fds[2]);
 	vfk_device_close(d);
 	assert_int_equal(fk_open_fds(&k), 0);
+	assert_int_equal(k.maps_live, 0);
 	fk_fini(&k);
 }
 
@@ -560,16 +582,23 @@ static void test_errors_bind(void **state)
 
 static void test_opts_v1_has_no_sys(void **state)
 {
-	/* A version-1 caller's struct ends before `sys`: the real system
-	 * calls are used, which here find no such device. */
-	struct vfk_client_opts o = { .version = 1 };
+	/* A version-1 caller's struct ends before `sys`: whatever lies there
+	 * is not read, and the real system calls are used, which here find
+	 * no such device. */
+	struct fake_kernel k;
+	struct vfk_client_opts o;
 	struct vfk_device *d = NULL;
 	int rc;
 
 	(void)state;
+	fk_init(&k);
+	o = opts_for(&k);
+	o.version = 1;
 	rc = vfk_device_open_pci("0000:ff:1f.7", 0, &o, &d);
 	assert_true(rc < 0);
 	assert_null(d);
+	assert_int_equal(k.ncalls, 0);
+	fk_fini(&k);
 }
 
 int main(void)

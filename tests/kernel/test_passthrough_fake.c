@@ -5,7 +5,8 @@
  * its config, BAR accesses (by message and through mappings), DMA windows
  * and resets reach the "kernel"; the device memfd is shared with this
  * process, so what the server did to the device is visible here.  Also the
- * refusals: a shared IOMMU group, a bridge.
+ * refusals: a shared IOMMU group, a bridge; and a failure at every kernel
+ * call of the create.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -180,11 +181,50 @@ static void test_refusals(void **state)
 	fk_fini(&fk);
 }
 
+/* Every kernel call of a create failing in turn: whatever the create does
+ * about it, nothing it opened stays open. */
+static void test_errors_each_step(void **state)
+{
+	struct passthrough_opts o = { .device = FK_BDF };
+	struct vfk_dev *dev = NULL;
+	unsigned total;
+	int failures = 0;
+
+	(void)state;
+	fk_init(&fk);
+	o.sys = &fk.sys;
+	assert_int_equal(passthrough_create(&o, &dev), 0);
+	passthrough_destroy(dev);
+	total = fk.ncalls;
+	fk_fini(&fk);
+	for (unsigned step = 0; step < total; step++) {
+		int rc;
+
+		fk_init(&fk);
+		fk.fail_at = (int)step;
+		fk.fail_err = EIO;
+		dev = NULL;
+		rc = passthrough_create(&o, &dev);
+		if (rc == 0)
+			passthrough_destroy(dev);
+		else
+			failures++;
+		if (fk_open_fds(&fk))
+			print_error("step %u (%s): %u fd(s) leaked\n", step, fk.calls[step].name,
+				    fk_open_fds(&fk));
+		assert_int_equal(fk_open_fds(&fk), 0);
+		assert_int_equal(fk.maps_live, 0);
+		fk_fini(&fk);
+	}
+	assert_true(failures > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_reexport, stop_server),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_errors_each_step),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
