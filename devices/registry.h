@@ -25,7 +25,7 @@ struct vfk_model_opts {
 	const char *device;   /* PCI address of a kernel VFIO device, or NULL */
 	unsigned open_flags;  /* VFK_PCI_OPEN_*: IOMMU path, binding */
 	vfk_log_fn log;       /* for diagnostics before a server exists */
-	void *log_user;
+	void *log_user;       /* passed to `log` */
 };
 
 struct vfk_model {

@@ -73,6 +73,8 @@ struct server {
 	char dir[64], sock[96];
 };
 
+static int server_stop(struct server *s);
+
 static int server_start(struct server *s, const char *const *extra)
 {
 	const char *argv[24];
@@ -92,8 +94,12 @@ static int server_start(struct server *s, const char *const *extra)
 		argv[n++] = *extra++;
 	argv[n] = NULL;
 	s->pid = fork();
-	if (s->pid < 0)
-		return -errno;
+	if (s->pid < 0) {
+		int err = -errno;
+
+		server_stop(s);
+		return err;
+	}
 	if (s->pid == 0) {
 		if (nr_cpus > 1)
 			pin(0, nr_cpus - 1);
@@ -107,6 +113,7 @@ static int server_start(struct server *s, const char *const *extra)
 			return 0;
 		usleep(5000);
 	}
+	server_stop(s);
 	return -ETIMEDOUT;
 }
 
@@ -226,6 +233,27 @@ static int server_latency(struct nvd *d, double *p50, double *p99)
 	return 0;
 }
 
+/* Queue a 4 KiB read or write with CID `cid` at a random 4 KiB-aligned
+ * block below `span_blocks`, into buffer slot `cid`; *x is the xorshift
+ * state. */
+static void push_random(struct nvd *d, struct nvd_queue *q, bool write, uint16_t cid,
+			uint64_t span_blocks, uint64_t *x)
+{
+	struct nvme_sqe c = { .opc = write ? NVME_CMD_WRITE : NVME_CMD_READ, .nsid = 1 };
+	uint64_t slba;
+
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	slba = (*x % (span_blocks / 8)) * 8;
+	c.cid = cid;
+	c.cdw10 = (uint32_t)slba;
+	c.cdw11 = (uint32_t)(slba >> 32);
+	c.cdw12 = BS / 512 - 1;
+	c.prp1 = d->buf_iova + (uint64_t)cid * BS;
+	nvd_sq_push(d, q, &c);
+}
+
 /* One measurement: `qd` commands kept in flight on I/O queue 1. */
 static int run(struct nvd *d, pid_t srv, bool write, unsigned qd, bool irq, uint64_t span_blocks,
 	       double secs, struct result *r)
@@ -239,20 +267,8 @@ static int run(struct nvd *d, pid_t srv, bool write, unsigned qd, bool irq, uint
 
 	memset(r, 0, sizeof(*r));
 	for (unsigned i = 0; i < qd; i++) {
-		struct nvme_sqe c = { .opc = write ? NVME_CMD_WRITE : NVME_CMD_READ, .nsid = 1 };
-		uint64_t slba;
-
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		slba = (x % (span_blocks / 8)) * 8;
-		c.cid = (uint16_t)i;
-		c.cdw10 = (uint32_t)slba;
-		c.cdw11 = (uint32_t)(slba >> 32);
-		c.cdw12 = BS / 512 - 1;
-		c.prp1 = d->buf_iova + (uint64_t)i * BS;
 		sub[i] = now_ns();
-		nvd_sq_push(d, q, &c);
+		push_random(d, q, write, (uint16_t)i, span_blocks, &x);
 	}
 	nvd_sq_ring(d, q);
 	/* Warm-up, then the measurement. */
@@ -268,8 +284,6 @@ static int run(struct nvd *d, pid_t srv, bool write, unsigned qd, bool irq, uint
 
 		while (nvd_cq_pop(d, q, &e)) {
 			uint16_t i = e.cid;
-			struct nvme_sqe c = { .opc = write ? NVME_CMD_WRITE : NVME_CMD_READ, .nsid = 1 };
-			uint64_t slba;
 
 			now = now_ns();
 			if (nvd_status(&e)) {
@@ -281,17 +295,8 @@ static int run(struct nvd *d, pid_t srv, bool write, unsigned qd, bool irq, uint
 					samples[nsamp++] = (uint32_t)(now - sub[i]);
 				ios++;
 			}
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			slba = (x % (span_blocks / 8)) * 8;
-			c.cid = i;
-			c.cdw10 = (uint32_t)slba;
-			c.cdw11 = (uint32_t)(slba >> 32);
-			c.cdw12 = BS / 512 - 1;
-			c.prp1 = d->buf_iova + (uint64_t)i * BS;
 			sub[i] = now_ns();
-			nvd_sq_push(d, q, &c);
+			push_random(d, q, write, i, span_blocks, &x);
 			got++;
 		}
 		if (got) {
@@ -348,27 +353,29 @@ static int make_file(char *path, size_t cap)
 {
 	size_t chunk = 1u << 20;
 	uint8_t *buf = malloc(chunk);
-	int fd;
+	int fd, rc = 0;
 
+	if (!buf)
+		return -ENOMEM;
 	snprintf(path, cap, "%s/vfk-nvme-bench.XXXXXX", file_dir);
 	fd = mkstemp(path);
-	if (fd < 0 || !buf) {
+	if (fd < 0) {
+		rc = -errno;
 		free(buf);
-		return -errno;
+		return rc;
 	}
 	/* Real data, so that reads reach the disk rather than holes. */
 	for (size_t i = 0; i < chunk; i++)
 		buf[i] = (uint8_t)(i * 31 + 7);
-	for (unsigned i = 0; i < file_mb; i++)
-		if (write(fd, buf, chunk) != (ssize_t)chunk) {
-			close(fd);
-			free(buf);
-			return -EIO;
-		}
+	for (unsigned i = 0; i < file_mb && !rc; i++)
+		if (write(fd, buf, chunk) != (ssize_t)chunk)
+			rc = -EIO;
 	fsync(fd);
 	close(fd);
 	free(buf);
-	return 0;
+	if (rc)
+		unlink(path);
+	return rc;
 }
 
 static int bench_backing(const char *name, const char *const *args)

@@ -45,8 +45,12 @@ static int open_backing(const char *path, size_t len, struct vfk_shm **out)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
-		rc = fd < 0 ? -errno : -EINVAL;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		rc = -EINVAL;
 		goto fail;
 	}
 	if (S_ISREG(st.st_mode) && (size_t)st.st_size < len &&

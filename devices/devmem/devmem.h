@@ -27,11 +27,13 @@
 
 struct devmem_opts {
 	const char *backing; /* file for usemem (grown to its length), or NULL */
-	size_t page_size;
-	enum vfk_disabled_access disabled_access;
+	size_t page_size;    /* host page size to assume; 0: the real one */
+	enum vfk_disabled_access disabled_access; /* decoding-off policy */
 };
 
+/* Create a devmem device, not yet served (`o` NULL: memfd-backed). */
 int devmem_create(const struct devmem_opts *o, struct vfk_dev **out);
+/* Destroy it (after its server). */
 void devmem_destroy(struct vfk_dev *dev);
 
 #endif

@@ -69,7 +69,7 @@
 /* Options of the model. */
 struct dma_test_opts {
 	size_t page_size; /* host page size to assume; 0: the real one */
-	enum vfk_disabled_access disabled_access;
+	enum vfk_disabled_access disabled_access; /* decoding-off policy */
 	unsigned dma_mask_bits; /* the engine's address width; 0: 64 */
 };
 

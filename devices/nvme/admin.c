@@ -262,8 +262,10 @@ static uint16_t delete_sq(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
 		return CMD(NVME_SC_QID_INVALID);
 	sq = c->sq[qid];
 	/* What it has in flight completes first; what it holds unfetched
-	 * goes with it. */
+	 * goes with it, and so do completions kept back because bus
+	 * mastering went off meanwhile. */
 	nvme_drain(c, false, sq);
+	nvme_drop_deferred(c, sq);
 	c->cq[sq->cqid]->nsq--;
 	c->sq[qid] = NULL;
 	zero_db(c, 2 * qid, &sq->db_last, &sq->sh_last);

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -289,42 +288,19 @@ static void irq_changed(struct vfk_dev *dev, unsigned index)
 }
 
 /*
- * The library calls dma_unmap while the window is still in its table, so
- * a translation on the I/O thread could still return a pointer into it
- * after we return.  So the I/O thread stays parked until the unmap is
- * over, which the server loop tells us by running unmap_done() (queued
- * through an eventfd, so after the current message).
+ * The library takes the window out of its table before calling us, so once
+ * the I/O thread has been parked (nothing in flight, no pointer held) and
+ * its cached queue pointers dropped, no translation can reach the window
+ * again (tests/nvme/test_unmap_order.c holds the library to that order).
  */
 static void dma_unmap(struct vfk_dev *dev, const struct vfk_dma_window *w)
 {
 	struct nvme_ctrl *c = ctl(dev);
-	uint64_t one = 1;
 
 	(void)w;
-	if (!c->unmap_hold) {
-		poller_hold(c, false);
-		c->unmap_hold = true;
-	}
+	poller_hold(c, false);
 	nvme_invalidate_host(c);
-	if (!c->watching || write(c->unmap_fd, &one, sizeof(one)) != sizeof(one)) {
-		c->unmap_hold = false;
-		poller_release(c);
-	}
-}
-
-static void unmap_done(struct vfk_server *srv, int fd, uint32_t events, void *arg)
-{
-	struct nvme_ctrl *c = arg;
-	uint64_t v;
-
-	(void)srv;
-	(void)events;
-	if (read(fd, &v, sizeof(v)) < 0)
-		(void)0;
-	if (c->unmap_hold) {
-		c->unmap_hold = false;
-		poller_release(c);
-	}
+	poller_release(c);
 }
 
 static int dma_map(struct vfk_dev *dev, const struct vfk_dma_window *w)
@@ -338,9 +314,6 @@ static void attach(struct vfk_dev *dev)
 {
 	struct nvme_ctrl *c = ctl(dev);
 
-	if (!c->watching &&
-	    vfk_server_watch(vfk_dev_server(dev), c->unmap_fd, EPOLLIN, unmap_done, c) == 0)
-		c->watching = true;
 	atomic_store(&c->bme, vfk_dev_bus_master(dev));
 	atomic_store(&c->irq_mode, vfk_irq_active(dev));
 }
@@ -409,8 +382,6 @@ static void free_ctrl(struct nvme_ctrl *c)
 		close(c->kick_fd);
 	if (c->uring_fd >= 0)
 		close(c->uring_fd);
-	if (c->unmap_fd >= 0)
-		close(c->unmap_fd);
 	vfk_shm_put(c->bar0);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cv_release);
@@ -436,7 +407,7 @@ int nvme_create(const struct nvme_opts *o, struct vfk_dev **out)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->kick_fd = c->uring_fd = c->unmap_fd = -1;
+	c->kick_fd = c->uring_fd = -1;
 	c->bk.fd_direct = c->bk.fd_buf = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cv_release, NULL);
@@ -450,8 +421,7 @@ int nvme_create(const struct nvme_opts *o, struct vfk_dev **out)
 	if (rc)
 		goto fail;
 	c->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	c->unmap_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (c->kick_fd < 0 || c->unmap_fd < 0) {
+	if (c->kick_fd < 0) {
 		rc = -errno;
 		goto fail;
 	}

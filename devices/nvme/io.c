@@ -445,6 +445,24 @@ static bool post_deferred(struct nvme_ctrl *c)
 	return true;
 }
 
+void nvme_drop_deferred(struct nvme_ctrl *c, struct nvme_sq *sq)
+{
+	struct nvme_req **pp = &c->deferred;
+
+	while (*pp) {
+		struct nvme_req *r = *pp;
+
+		if (r->sq != sq) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		c->cq[sq->cqid]->reserved--;
+		sq->inflight--;
+		nvme_req_put(c, r);
+	}
+}
+
 static void fire_irqs(struct nvme_ctrl *c)
 {
 	int mode = atomic_load_explicit(&c->irq_mode, memory_order_relaxed);

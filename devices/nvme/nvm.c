@@ -220,6 +220,25 @@ static void io_done(struct nvme_ctrl *c, struct nvme_sq *sq, const struct nvme_s
 	nvme_complete_raw(c, sq, cmd->cid, status, 0);
 }
 
+/* A request for `cmd`, or NULL when there is no memory for one (the
+ * command has then failed). */
+static struct nvme_req *req_new(struct nvme_ctrl *c, struct nvme_sq *sq,
+				const struct nvme_sqe *cmd, uint64_t slba)
+{
+	struct nvme_req *r = nvme_req_get(c);
+
+	if (!r) {
+		io_done(c, sq, cmd, NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL), slba);
+		return NULL;
+	}
+	r->sq = sq;
+	r->cid = cmd->cid;
+	r->opc = cmd->opc;
+	r->nsid = cmd->nsid;
+	r->slba = slba;
+	return r;
+}
+
 static bool lba_ok(struct nvme_ctrl *c, uint64_t slba, uint64_t nlb)
 {
 	uint64_t blocks = c->bk.size >> NVME_LBA_SHIFT;
@@ -248,17 +267,10 @@ static void exec_rw(struct nvme_ctrl *c, struct nvme_sq *sq, const struct nvme_s
 		io_done(c, sq, cmd, GEN(NVME_SC_LBA_RANGE), slba);
 		return;
 	}
-	r = nvme_req_get(c);
-	if (!r) {
-		io_done(c, sq, cmd, NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL), slba);
+	r = req_new(c, sq, cmd, slba);
+	if (!r)
 		return;
-	}
-	r->sq = sq;
-	r->cid = cmd->cid;
-	r->opc = cmd->opc;
 	r->write = write;
-	r->nsid = cmd->nsid;
-	r->slba = slba;
 	r->off = slba << NVME_LBA_SHIFT;
 	r->len = len;
 	if (++c->sample_ctr % SAMPLE_EVERY == 0)
@@ -342,17 +354,10 @@ static void exec_write_zeroes(struct nvme_ctrl *c, struct nvme_sq *sq,
 		io_done(c, sq, cmd, 0, slba);
 		return;
 	}
-	r = nvme_req_get(c);
-	if (!r) {
-		io_done(c, sq, cmd, NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL), slba);
+	r = req_new(c, sq, cmd, slba);
+	if (!r)
 		return;
-	}
-	r->sq = sq;
-	r->cid = cmd->cid;
-	r->opc = cmd->opc;
 	r->write = true;
-	r->nsid = cmd->nsid;
-	r->slba = slba;
 	r->sync_after = fua;
 	/* Deallocating is the cheaper way to zeros where it reads back so. */
 	mode = (cmd->cdw12 & NVME_WZ_DEAC) && c->bk.dealloc_zeroes ?
@@ -461,15 +466,9 @@ void nvme_io_exec(struct nvme_ctrl *c, struct nvme_sq *sq, const struct nvme_sqe
 			io_done(c, sq, cmd, 0, 0); /* nothing volatile to flush */
 			return;
 		}
-		r = nvme_req_get(c);
-		if (!r) {
-			io_done(c, sq, cmd, NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL), 0);
+		r = req_new(c, sq, cmd, 0);
+		if (!r)
 			return;
-		}
-		r->sq = sq;
-		r->cid = cmd->cid;
-		r->opc = cmd->opc;
-		r->nsid = cmd->nsid;
 		r->stage = REQ_SYNC;
 		/* Writes completed before this point are covered; later
 		 * ones mark the cache dirty again. */

@@ -37,12 +37,14 @@ struct nvme_opts {
 	const char *backing;   /* file or block device; NULL: memory */
 	uint64_t ram_size;     /* bytes of the memory namespace; 0: default */
 	size_t page_size;      /* host page size to assume; 0: the real one */
-	enum vfk_disabled_access disabled_access;
+	enum vfk_disabled_access disabled_access; /* decoding-off policy */
 	unsigned poll_us;      /* busy-poll window after the last work (0: go
 				* to sleep at once; UINT32_MAX: never sleep) */
 	bool trap_doorbells;   /* doorbells by message: event-driven wake-ups */
 };
 
+/* Create an nvme device, not yet served (`o` NULL: memory namespace of the
+ * default size): opens the backing and starts the I/O thread. */
 int nvme_create(const struct nvme_opts *o, struct vfk_dev **out);
 /* After vfk_server_destroy(): stops the I/O thread and frees everything. */
 void nvme_destroy(struct vfk_dev *dev);

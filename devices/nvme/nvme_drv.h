@@ -32,41 +32,43 @@ struct nvd_opts {
 	int timeout_ms;         /* per command (default 5000) */
 };
 
+/* One queue pair as the driver sees it. */
 struct nvd_queue {
-	uint16_t qid;
-	uint32_t size;
-	struct nvme_sqe *sq;
+	uint16_t qid;             /* 0: admin */
+	uint32_t size;            /* entries of each queue */
+	struct nvme_sqe *sq;      /* the rings, in driver memory */
 	struct nvme_cqe *cq;
-	uint64_t sq_iova, cq_iova;
-	uint32_t sq_tail, cq_head;
-	uint8_t phase;
+	uint64_t sq_iova, cq_iova; /* ... and where the device sees them */
+	uint32_t sq_tail, cq_head; /* next SQE to write, next CQE to read */
+	uint8_t phase;            /* phase tag a new CQE at cq_head carries */
 };
 
 struct nvd {
-	struct vfk_device *dev;
-	struct nvd_opts o;
+	struct vfk_device *dev;   /* the caller's handle */
+	struct nvd_opts o;        /* as given, defaults filled in */
 	volatile uint8_t *bar0;   /* NULL: doorbells by message */
-	int memfd;
+	int memfd;                /* the driver memory, DMA-mapped at o.iova_base */
 	uint8_t *mem;
-	size_t mem_size, used;
-	uint64_t cap;
+	size_t mem_size, used;    /* bytes, and bytes nvd_alloc() handed out */
+	uint64_t cap;             /* CAP as read at open */
 	uint64_t nsze;            /* namespace blocks */
-	uint32_t lba_size;
-	uint32_t mdts_bytes;
-	uint8_t id_ctrl[4096];
-	struct nvd_queue aq;
-	struct nvd_queue ioq[NVME_MAX_IOQ + 1];
-	unsigned nr_ioq;
+	uint32_t lba_size;        /* bytes per block */
+	uint32_t mdts_bytes;      /* largest transfer (from MDTS) */
+	uint8_t id_ctrl[4096];    /* Identify Controller data */
+	struct nvd_queue aq;      /* admin queues */
+	struct nvd_queue ioq[NVME_MAX_IOQ + 1]; /* I/O queues, by qid (0 unused) */
+	unsigned nr_ioq;          /* created */
 	int efd[NVME_NR_VECTORS]; /* -1 when none */
-	volatile uint32_t *dbbuf, *ei;
+	volatile uint32_t *dbbuf, *ei; /* shadow doorbells, EventIdx (o.dbbuf) */
 	uint64_t dbbuf_iova, ei_iova;
-	uint16_t next_cid;
+	uint16_t next_cid;        /* nvd_cmd() numbers commands from here */
 	uint8_t *buf;             /* data buffer memory */
 	uint64_t buf_iova;
 	uint64_t *list;           /* a PRP list page for nvd_rw() */
 	uint64_t list_iova;
 };
 
+/* Access a BAR0 register by message; 0 or -errno. */
 int nvd_reg_read32(struct nvd *d, uint32_t off, uint32_t *v);
 int nvd_reg_read64(struct nvd *d, uint32_t off, uint64_t *v);
 int nvd_reg_write32(struct nvd *d, uint32_t off, uint32_t v);
@@ -85,7 +87,8 @@ int nvd_shutdown(struct nvd *d);
 /* Wait until (CSTS & mask) == val. */
 int nvd_wait_csts(struct nvd *d, uint32_t mask, uint32_t val, int timeout_ms);
 
-/* Page-aligned memory in the device's reach. */
+/* Page-aligned memory in the device's reach (its IOVA in *iova), or NULL
+ * when the driver memory is used up; lasts until nvd_close(). */
 void *nvd_alloc(struct nvd *d, size_t size, uint64_t *iova);
 
 /* Low level: copy an SQE into the queue (no doorbell), ring the SQ tail,
@@ -108,6 +111,7 @@ int nvd_wait_cqe(struct nvd *d, struct nvd_queue *q, struct nvme_cqe *cqe, int t
  * page when needed).  Returns the NVMe status (0 = success) or -errno. */
 int nvd_rw(struct nvd *d, unsigned q, bool write, uint64_t slba, uint32_t nlb, size_t buf_off,
 	   uint32_t cdw12_flags);
+/* Flush namespace 1 on queue `q`: the NVMe status or -errno. */
 int nvd_flush(struct nvd *d, unsigned q);
 
 /* Build PRP1/PRP2 for [iova, iova+len) of driver memory into cmd, using

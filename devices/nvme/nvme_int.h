@@ -138,8 +138,6 @@ struct nvme_ctrl {
 	unsigned mbox_n;
 	int kick_fd;               /* eventfd: wakes a sleeping poller */
 	int uring_fd;              /* eventfd: io_uring completions */
-	int unmap_fd;              /* eventfd: DMA_UNMAP handled, resume */
-	bool unmap_hold, watching;
 
 	/* Owned by the poller (or by the server thread while parked). */
 	bool enabled, fatal, shut;
@@ -204,6 +202,9 @@ void nvme_free_queues(struct nvme_ctrl *c);
 void nvme_invalidate_host(struct nvme_ctrl *c);
 void nvme_complete_raw(struct nvme_ctrl *c, struct nvme_sq *sq, uint16_t cid,
 		       uint16_t status, uint32_t dw0);
+/* Forget the completions kept back (bus mastering off) for `sq`, which is
+ * being deleted: they would otherwise be posted through a freed queue. */
+void nvme_drop_deferred(struct nvme_ctrl *c, struct nvme_sq *sq);
 struct nvme_req *nvme_req_get(struct nvme_ctrl *c);
 void nvme_req_put(struct nvme_ctrl *c, struct nvme_req *r);
 void nvme_post_event(struct nvme_ctrl *c, uint8_t type, uint8_t info, uint8_t lid);

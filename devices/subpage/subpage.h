@@ -34,10 +34,12 @@ struct subpage_opts {
 	size_t page_size;     /* host page size to assume; 0: the real one */
 	bool msix_mappable;   /* offer BAR4 whole, table included */
 	bool swap_on_disable; /* VFK_BAR_SWAP_ON_DISABLE on the shm BARs */
-	enum vfk_disabled_access disabled_access;
+	enum vfk_disabled_access disabled_access; /* decoding-off policy */
 };
 
+/* Create a subpage device, not yet served (`o` NULL: all defaults). */
 int subpage_create(const struct subpage_opts *o, struct vfk_dev **out);
+/* Destroy it (after its server). */
 void subpage_destroy(struct vfk_dev *dev);
 
 #endif

@@ -659,7 +659,6 @@ static void test_random_commands(void **state)
 {
 	struct nvd_opts o = { .nr_io_queues = 2, .qsize = 64 };
 	struct win scratch;
-	unsigned submitted = 0, completed = 0;
 	uint64_t seed = 0x9e3779b97f4a7c15ull;
 
 	(void)state;
@@ -698,15 +697,12 @@ static void test_random_commands(void **state)
 			c.flags &= 0xc0;
 		nvd_sq_push(t.d, q, &c);
 		nvd_sq_ring(t.d, q);
-		submitted++;
 		if (nvd_wait_cqe(t.d, q, &e, 5000))
 			fail_msg("command %u (opc %#x on q%u) never completed", iter, c.opc, qi);
 		nvd_cq_ring(t.d, q);
-		completed++;
 		if (NVT_CODE(nvd_status(&e)) == NVT_SC(0, NVME_SC_INTERNAL))
 			fail_msg("internal error for opc %#x", c.opc);
 	}
-	assert_int_equal(completed, submitted);
 	{
 		struct stat st;
 		uint32_t csts;
