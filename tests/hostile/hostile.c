@@ -16,8 +16,6 @@
 #include "hostile.h"
 #include "dma_test.h"
 
-#define MAX_SEND_FDS 253 /* SCM_MAX_FD */
-
 /* ---- the server under test ---- */
 
 /* Whether servers started now use the epoll loop (VFK_NO_IO_URING=1). */
@@ -201,13 +199,6 @@ static int count_maps(struct hs *s, int *shared)
 	return n;
 }
 
-static void record_maps(struct hs *s)
-{
-	s->base_maps = count_maps(s, &s->base_shared);
-	/* Same as tsrv_map_count(), which the lead's tests use. */
-	assert_int_equal(s->base_maps, tsrv_map_count(&s->t));
-}
-
 void hs_baseline(struct hs *s)
 {
 	int fd = hx_session(s);
@@ -225,7 +216,7 @@ void hs_baseline(struct hs *s)
 			break;
 	}
 	s->base_fds = tsrv_fd_count(&s->t);
-	record_maps(s);
+	s->base_maps = count_maps(s, &s->base_shared);
 	assert_true(s->base_fds > 0);
 	assert_true(s->base_maps > 0);
 	assert_true(s->base_shared > 0); /* the BARs' shared memory */
@@ -382,30 +373,6 @@ void hs_check_fresh(struct hs *s)
 	hs_wait_resources(s, 0);
 }
 
-long hs_cpu_ms(struct hs *s)
-{
-	char path[64], buf[1024];
-	unsigned long ut = 0, st = 0;
-	const char *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)s->t.pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* Fields after the command name, which may hold spaces: state is
-	 * field 3, utime 14, stime 15. */
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-			 &ut, &st) != 2)
-		return -1;
-	return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
-}
-
 long hs_rss_kib(struct hs *s)
 {
 	char path[64], line[256];
@@ -475,52 +442,6 @@ void hx_close_all(void)
 
 /* ---- sending ---- */
 
-int hx_send_bytes(int fd, const void *buf, size_t len, const int *fds,
-		  unsigned nfds)
-{
-	union {
-		struct cmsghdr align;
-		char b[CMSG_SPACE(MAX_SEND_FDS * sizeof(int))];
-	} cb;
-	struct iovec iov = { (void *)buf, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	size_t done = 0;
-
-	if (nfds > MAX_SEND_FDS)
-		return -EINVAL;
-	if (nfds) {
-		struct cmsghdr *c;
-
-		memset(&cb, 0, sizeof(cb));
-		mh.msg_control = cb.b;
-		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-	}
-	while (done < len || (len == 0 && nfds)) {
-		ssize_t n;
-
-		iov.iov_base = (uint8_t *)buf + done;
-		iov.iov_len = len - done;
-		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		/* The fds went with the first byte. */
-		mh.msg_control = NULL;
-		mh.msg_controllen = 0;
-		done += (size_t)n;
-		if (len == 0)
-			break;
-	}
-	return 0;
-}
-
 static uint8_t txbuf[(1 << 20) + 8192];
 static uint8_t sink[(1 << 20) + 8192];
 
@@ -536,7 +457,7 @@ int hx_send_hdr(int fd, uint16_t id, uint16_t cmd, uint32_t size,
 	vfk_hdr_encode(txbuf, &h);
 	if (len)
 		memcpy(txbuf + 16, p, len);
-	return hx_send_bytes(fd, txbuf, 16 + len, fds, nfds);
+	return raw_send_bytes(fd, txbuf, 16 + len, fds, nfds);
 }
 
 size_t hx_build(void *out, uint16_t id, uint16_t cmd, uint32_t flags,

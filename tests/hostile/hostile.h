@@ -66,7 +66,8 @@ void hs_check_fresh(struct hs *s);
 
 /* ---- raw connections (tracked: closed by hx_close_all() after a test) ---- */
 
-/* Connect without negotiating. */
+/* Connect without negotiating.  Raw bytes go with raw_send_bytes()
+ * (testlib.h), which on this connection gives up after 5 s (-EAGAIN). */
 int hx_connect(struct hs *s);
 /* Connect and negotiate VERSION. */
 int hx_session(struct hs *s);
@@ -75,10 +76,6 @@ void hx_enable(int fd);
 void hx_close(int fd);
 void hx_close_all(void);
 
-/* Send raw bytes, fds (up to 253) on the first byte; blocking, but a
- * connection from hx_connect() gives up after 5 s (-EAGAIN). */
-int hx_send_bytes(int fd, const void *buf, size_t len, const int *fds,
-		  unsigned nfds);
 /* Send a message with a header built from every field given as is. */
 int hx_send_hdr(int fd, uint16_t id, uint16_t cmd, uint32_t size,
 		uint32_t flags, uint32_t error, const void *p, size_t len,
@@ -136,8 +133,6 @@ void hx_bar0_write(int fd, uint32_t reg, uint64_t val, uint32_t width);
 int hx_memfd(size_t size);
 int hx_eventfd(void);
 
-/* Total CPU time (user + system) the server process used, in ms. */
-long hs_cpu_ms(struct hs *s);
 /* Resident memory of the server process, in KiB. */
 long hs_rss_kib(struct hs *s);
 

@@ -48,7 +48,7 @@ static void test_partial_header_then_close(void **state)
 
 	(void)state;
 	assert_int_equal(n, 48);
-	assert_int_equal(hx_send_bytes(fd, m, 8, NULL, 0), 0);
+	assert_int_equal(raw_send_bytes(fd, m, 8, NULL, 0), 0);
 	usleep(20000);
 	hx_close(fd);
 	hs_check_fresh(&S);
@@ -66,7 +66,7 @@ static void test_header_then_close(void **state)
 	/* The header alone, with the fd the map would use: the server holds
 	 * that fd until the message is whole, and must close it when the
 	 * client goes instead. */
-	assert_int_equal(hx_send_bytes(fd, m, 16, &mfd, 1), 0);
+	assert_int_equal(raw_send_bytes(fd, m, 16, &mfd, 1), 0);
 	close(mfd);
 	hs_wait_resources(&S, 2);
 	hx_close(fd);
@@ -82,7 +82,7 @@ static void test_half_payload_then_close(void **state)
 
 	(void)state;
 	hx_build(m, hx_id(), VFK_CMD_DMA_MAP, 0, &w, sizeof(w));
-	assert_int_equal(hx_send_bytes(fd, m, 32, &mfd, 1), 0);
+	assert_int_equal(raw_send_bytes(fd, m, 32, &mfd, 1), 0);
 	close(mfd);
 	usleep(20000);
 	hx_close(fd);
@@ -116,9 +116,9 @@ static void test_fd_on_middle_byte(void **state)
 
 	(void)state;
 	hx_build(m, hx_id(), VFK_CMD_DEVICE_GET_INFO, 0, &di, sizeof(di));
-	assert_int_equal(hx_send_bytes(fd, m, 20, NULL, 0), 0);
+	assert_int_equal(raw_send_bytes(fd, m, 20, NULL, 0), 0);
 	usleep(20000);
-	assert_int_equal(hx_send_bytes(fd, m + 20, 12, &efd, 1), 0);
+	assert_int_equal(raw_send_bytes(fd, m + 20, 12, &efd, 1), 0);
 	close(efd);
 	hx_expect_closed(fd, 3000);
 	hx_close(fd);
@@ -131,7 +131,7 @@ static void send_slowly(int fd, const uint8_t *m, size_t len, const int *fds,
 			unsigned nfds)
 {
 	for (size_t i = 0; i < len; i++) {
-		assert_int_equal(hx_send_bytes(fd, m + i, 1, i ? NULL : fds, i ? 0 : nfds), 0);
+		assert_int_equal(raw_send_bytes(fd, m + i, 1, i ? NULL : fds, i ? 0 : nfds), 0);
 		usleep(i % 8 ? 200 : 3000);
 	}
 }
@@ -185,9 +185,9 @@ static void test_byte_per_write(void **state)
 		size_t l2 = hx_build(two + l1, id2, VFK_CMD_DEVICE_GET_INFO, 0, &di,
 				     sizeof(di));
 
-		assert_int_equal(hx_send_bytes(fd, two, l1 + 5, NULL, 0), 0);
+		assert_int_equal(raw_send_bytes(fd, two, l1 + 5, NULL, 0), 0);
 		usleep(5000);
-		assert_int_equal(hx_send_bytes(fd, two + l1 + 5, l2 - 5, NULL, 0), 0);
+		assert_int_equal(raw_send_bytes(fd, two + l1 + 5, l2 - 5, NULL, 0), 0);
 		assert_int_equal(hx_wait_reply(fd, id1, VFK_CMD_DEVICE_GET_INFO, NULL, 0,
 					       NULL), 0);
 		assert_int_equal(hx_wait_reply(fd, id2, VFK_CMD_DEVICE_GET_INFO, NULL, 0,
@@ -350,7 +350,7 @@ static void test_dma_disconnect_mid_reply(void **state)
 	memcpy(m + 16, &a, 8);
 	memcpy(m + 24, &c, 8);
 	memcpy(m + 32, pat, COPY_LEN);
-	assert_int_equal(hx_send_bytes(fd, m, sizeof(m) / 2, NULL, 0), 0);
+	assert_int_equal(raw_send_bytes(fd, m, sizeof(m) / 2, NULL, 0), 0);
 	usleep(20000);
 	hx_close(fd);
 	hs_check_fresh(&S);
@@ -600,9 +600,9 @@ static void test_non_reading_client(void **state)
 	assert_true(sent > 10);
 
 	/* Waiting to write is not busy: the server uses (almost) no CPU. */
-	cpu0 = hs_cpu_ms(&S);
+	cpu0 = tsrv_cpu_ms(&S.t);
 	usleep(1000000);
-	cpu1 = hs_cpu_ms(&S);
+	cpu1 = tsrv_cpu_ms(&S.t);
 	assert_true(cpu0 >= 0 && cpu1 >= 0);
 
 	assert_refused(&S);

@@ -395,22 +395,22 @@ static void framing_attack(int fd, struct flood_stats *st)
 	case 0: /* unframeable size */
 		m[4] = (uint8_t)rnd(16);
 		m[5] = m[6] = m[7] = 0;
-		hx_send_bytes(fd, m, 16, NULL, 0);
+		raw_send_bytes(fd, m, 16, NULL, 0);
 		break;
 	case 1: /* half a message, then gone */
-		hx_send_bytes(fd, m, 1 + rnd((uint32_t)len - 1), NULL, 0);
+		raw_send_bytes(fd, m, 1 + rnd((uint32_t)len - 1), NULL, 0);
 		break;
 	case 2: /* an fd in the middle of a message */
 		efd = hx_eventfd();
-		hx_send_bytes(fd, m, 20, NULL, 0);
+		raw_send_bytes(fd, m, 20, NULL, 0);
 		usleep(2000);
-		hx_send_bytes(fd, m + 20, len - 20, &efd, 1);
+		raw_send_bytes(fd, m + 20, len - 20, &efd, 1);
 		close(efd);
 		break;
 	default: /* a huge size, then gone */
 		m[4] = m[5] = m[6] = 0xff;
 		m[7] = 0x7f;
-		hx_send_bytes(fd, m, len, NULL, 0);
+		raw_send_bytes(fd, m, len, NULL, 0);
 		break;
 	}
 }
@@ -459,7 +459,7 @@ static void test_flood(void **state)
 					exp[nexp++] = (struct expect){ id, cmd };
 
 				make_fds(fds, nfds);
-				rc = hx_send_bytes(fd, m, len, fds, nfds);
+				rc = raw_send_bytes(fd, m, len, fds, nfds);
 				for (unsigned k = 0; k < nfds; k++)
 					close(fds[k]);
 				st.msgs++;

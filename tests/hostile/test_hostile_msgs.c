@@ -177,16 +177,15 @@ static void test_hdr_bad_flags(void **state)
 	end_session(fd);
 }
 
-/* A message type that is neither command nor reply gets no answer (there
- * is nobody to answer), but the connection goes on. */
+/* A message type that is neither command nor reply: nothing to answer,
+ * and not vfio-user; the server drops the client (fds and all), then
+ * serves the next. */
 static void test_hdr_bad_type(void **state)
 {
 	struct vfk_device_info_wire di = { .argsz = 16 };
 	int fd = hx_session(&S), efd = hx_eventfd();
 
 	(void)state;
-	/* Neither command nor reply: nothing to answer, and not vfio-user;
-	 * the server drops the client (fds and all), then serves the next. */
 	assert_int_equal(hx_send_hdr(fd, hx_id(), VFK_CMD_DEVICE_GET_INFO, 32, 0xf, 0,
 				     &di, sizeof(di), &efd, 1), 0);
 	close(efd);

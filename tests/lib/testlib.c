@@ -167,20 +167,28 @@ int tsrv_fd_count(struct tsrv *t)
 	return count_dir(p);
 }
 
-int tsrv_map_count(struct tsrv *t)
+long tsrv_cpu_ms(struct tsrv *t)
 {
-	char p[64], line[512];
+	char path[64], buf[1024];
+	unsigned long ut, st;
+	const char *p;
 	FILE *f;
-	int n = 0;
+	size_t n;
 
-	snprintf(p, sizeof(p), "/proc/%d/maps", (int)t->pid);
-	f = fopen(p, "r");
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)t->pid);
+	f = fopen(path, "r");
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f))
-		n++;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
-	return n;
+	buf[n] = '\0';
+	/* Fields after the command name, which may hold spaces: state is
+	 * field 3, utime 14, stime 15. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			 &ut, &st) != 2)
+		return -1;
+	return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
 }
 
 int tsrv_connect(struct tsrv *t)
@@ -212,26 +220,23 @@ struct vfk_device *tsrv_open(struct tsrv *t, int *err)
 	return rc ? NULL : d;
 }
 
-int raw_send(int fd, uint16_t id, uint16_t cmd, uint32_t flags,
-	     const void *payload, size_t len, const int *fds, unsigned nfds)
+int raw_send_bytes(int fd, const void *buf, size_t len, const int *fds,
+		   unsigned nfds)
 {
 	union {
-		struct cmsghdr a;
-		char b[CMSG_SPACE(64 * sizeof(int))];
+		struct cmsghdr align;
+		char b[CMSG_SPACE(RAW_MAX_FDS * sizeof(int))];
 	} cb;
-	struct vfk_hdr h = { .id = id, .cmd = cmd, .size = (uint32_t)(16 + len),
-			     .flags = flags };
-	uint8_t hb[16];
-	struct iovec iov[2] = { { hb, 16 }, { (void *)payload, len } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
-	ssize_t n;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	size_t done = 0;
 
-	if (nfds > 64)
-		return -EINVAL; /* the control buffer holds 64 */
-	vfk_hdr_encode(hb, &h);
+	if (nfds > RAW_MAX_FDS)
+		return -EINVAL;
 	if (nfds) {
 		struct cmsghdr *c;
 
+		memset(&cb, 0, sizeof(cb));
 		mh.msg_control = cb.b;
 		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
 		c = CMSG_FIRSTHDR(&mh);
@@ -240,10 +245,43 @@ int raw_send(int fd, uint16_t id, uint16_t cmd, uint32_t flags,
 		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
 		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
 	}
-	n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-	if (n < 0)
-		return -errno;
-	return n == (ssize_t)(16 + len) ? 0 : -EIO;
+	while (done < len || (len == 0 && nfds)) {
+		ssize_t n;
+
+		iov.iov_base = (uint8_t *)buf + done;
+		iov.iov_len = len - done;
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		/* The fds went with the first byte. */
+		mh.msg_control = NULL;
+		mh.msg_controllen = 0;
+		done += (size_t)n;
+		if (len == 0)
+			break;
+	}
+	return 0;
+}
+
+int raw_send(int fd, uint16_t id, uint16_t cmd, uint32_t flags,
+	     const void *payload, size_t len, const int *fds, unsigned nfds)
+{
+	struct vfk_hdr h = { .id = id, .cmd = cmd, .size = (uint32_t)(16 + len),
+			     .flags = flags };
+	uint8_t *m = malloc(16 + len);
+	int rc;
+
+	if (!m)
+		return -ENOMEM;
+	vfk_hdr_encode(m, &h);
+	if (len)
+		memcpy(m + 16, payload, len);
+	rc = raw_send_bytes(fd, m, 16 + len, fds, nfds);
+	free(m);
+	return rc;
 }
 
 static int read_full(int fd, void *buf, size_t len, int timeout_ms, int *fds,

@@ -19,9 +19,9 @@
 #include "vfiokit/vfiokit.h"
 
 struct tsrv {
-	pid_t pid;
-	char dir[64];
-	char path[108];
+	pid_t pid;      /* the server process; 0 once stopped */
+	char dir[64];   /* its private temporary directory */
+	char path[108]; /* its listening socket, in `dir` */
 };
 
 /* Builds the device served by a forked server; returns 0 or -errno. */
@@ -40,9 +40,10 @@ int tsrv_start_fork(struct tsrv *t, tsrv_setup_fn setup, tsrv_teardown_fn teardo
 int tsrv_stop(struct tsrv *t);
 /* True while the process runs. */
 bool tsrv_alive(struct tsrv *t);
-/* Open fds / memory mappings of the server process, or -1. */
+/* Open fds of the server process, or -1. */
 int tsrv_fd_count(struct tsrv *t);
-int tsrv_map_count(struct tsrv *t);
+/* Total CPU time (user + system) the server process used, in ms, or -1. */
+long tsrv_cpu_ms(struct tsrv *t);
 
 /* A raw connected socket to the server (for hostile clients). */
 int tsrv_connect(struct tsrv *t);
@@ -52,7 +53,15 @@ struct vfk_device *tsrv_open(struct tsrv *t, int *err);
 /* Path of the vfiokit binary (env VFIOKIT, set by meson). */
 const char *vfiokit_path(void);
 
-/* Send a raw message (header built from the arguments) with optional fds. */
+/* The most fds one sendmsg() can carry (the kernel's SCM_MAX_FD). */
+#define RAW_MAX_FDS 253
+/* Send raw bytes, `nfds` fds on the first byte (len may be 0 if there are
+ * fds); blocking, short writes resumed (a socket with SO_SNDTIMEO gives up
+ * with -EAGAIN).  0 or -errno. */
+int raw_send_bytes(int fd, const void *buf, size_t len, const int *fds,
+		   unsigned nfds);
+/* Send a raw message (header built from the arguments) with optional fds,
+ * header and payload written together. */
 int raw_send(int fd, uint16_t id, uint16_t cmd, uint32_t flags,
 	     const void *payload, size_t len, const int *fds, unsigned nfds);
 /* Receive one whole message (blocking, timeout_ms); payload into buf.

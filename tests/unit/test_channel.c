@@ -75,25 +75,7 @@ static int recv_one(struct pair *p, struct vfk_msg *m)
 
 static void send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned n)
 {
-	union {
-		struct cmsghdr a;
-		char b[CMSG_SPACE(16 * sizeof(int))];
-	} cb;
-	struct iovec iov = { (void *)buf, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (n) {
-		struct cmsghdr *c;
-
-		mh.msg_control = cb.b;
-		mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(n * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, n * sizeof(int));
-	}
-	assert_int_equal(sendmsg(sock, &mh, 0), (ssize_t)len);
+	assert_int_equal(raw_send_bytes(sock, buf, len, fds, n), 0);
 }
 
 static void test_split_bytes(void **state)
