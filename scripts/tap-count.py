@@ -3,8 +3,9 @@
 
 Every test program speaks TAP, so each "ok"/"not ok" line is a case.  A
 program that failed without reporting a failing case (crash, timeout,
-sanitizer abort after its last case) counts as one more failure.  Prints a
-line per suite and build, then the final "N passed, N failed".
+sanitizer abort after its last case) counts as one more failure, and so
+does each case a TAP plan ("1..N") promised but the file does not have.
+Prints a line per suite and build, then the final "N passed, N failed".
 """
 import json
 import re
@@ -12,16 +13,26 @@ import sys
 
 OK = re.compile(r"^ok\b")
 NOT_OK = re.compile(r"^not ok\b")
+SKIP = re.compile(r"#\s*skip", re.IGNORECASE)
+PLAN = re.compile(r"^1\.\.(\d+)")
 
 
 def tap_counts(text):
-    p = f = 0
+    p = f = skipped = 0
+    plan = None  # the sum of the plans (a cmocka program prints one per group)
     for line in text.splitlines():
         line = line.strip()
         if NOT_OK.match(line):
             f += 1
-        elif OK.match(line) and "# SKIP" not in line:
-            p += 1
+        elif OK.match(line):
+            if SKIP.search(line):
+                skipped += 1
+            else:
+                p += 1
+        elif PLAN.match(line):
+            plan = (plan or 0) + int(PLAN.match(line).group(1))
+    if plan is not None and p + f + skipped < plan:
+        f += plan - (p + f + skipped)  # cases that never reported
     return p, f
 
 

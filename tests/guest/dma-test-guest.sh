@@ -4,10 +4,7 @@
 # (host half: qemu-dma-test.sh, which copies this file into the 9p share as
 # guest-test.sh; the guest's /init runs it with busybox sh).
 #
-# Every assertion prints one line "VFKTAP ok - WHAT" or "VFKTAP not ok -
-# WHAT" on the serial console; the host numbers them and relays them as
-# TAP.  "VFKTAP # TEXT" is a comment, "VFKTAP done" says the script ran to
-# its end.  The exit status is 0 only if every assertion passed.
+# Output protocol and the ok/nok/note/eq helpers: guest-lib.sh.
 #
 # What it drives, all from guest userspace through sysfs (no guest driver):
 #   identity, BARs, ROM and capabilities as the guest kernel enumerated them;
@@ -23,22 +20,10 @@
 # reading it over 9p at every one of the ~200 invocations.
 P=/tmp/pci-probe
 cp /mnt/pci-probe $P || P=/mnt/pci-probe
-failed=0
 t_start=$(cut -d' ' -f1 /proc/uptime)
+# shellcheck source=guest-lib.sh
+. /mnt/guest-lib.sh
 
-ok() { echo "VFKTAP ok - $*"; }
-nok() {
-	echo "VFKTAP not ok - $*"
-	failed=$((failed + 1))
-}
-note() { echo "VFKTAP # $*"; }
-eq() { # WHAT GOT WANT
-	if [ "$2" = "$3" ]; then
-		ok "$1"
-	else
-		nok "$1: got '$2', want '$3'"
-	fi
-}
 has() { # WHAT TEXT PATTERN (grep -E)
 	if printf '%s\n' "$2" | grep -Eq -- "$3"; then
 		ok "$1"
@@ -52,8 +37,7 @@ bdf=$($P find 1234:df01 2>/dev/null)
 eq "one device 1234:df01 in /sys/bus/pci" "$(printf '%s\n' "$bdf" | grep -c .)" 1
 if [ -z "$bdf" ]; then
 	note "no device, giving up"
-	echo "VFKTAP done"
-	exit 1
+	vfk_done
 fi
 bdf=$(printf '%s\n' "$bdf" | head -n1)
 D=/sys/bus/pci/devices/$bdf
@@ -359,5 +343,4 @@ cb_finish "2048-byte copy after FLR landed in guest memory"
 ack
 
 note "uptime $(cut -d' ' -f1 /proc/uptime) s (test started at $t_start s)"
-echo "VFKTAP done"
-[ $failed -eq 0 ]
+vfk_done

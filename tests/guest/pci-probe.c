@@ -779,11 +779,24 @@ static int cmd_info(const char *bdf)
 
 /* ---------------------------------------------------------------- dmabuf */
 
+/* Physical address of the page holding `p` (0 if hidden or absent). */
+static uint64_t phys_of(int pagemap_fd, const void *p, long page)
+{
+    uint64_t entry;
+    off_t at = (off_t)((uintptr_t)p / (uintptr_t)page * 8);
+
+    if (pread(pagemap_fd, &entry, sizeof(entry), at) != sizeof(entry))
+        die("cannot read /proc/self/pagemap: %s", strerror(errno));
+    if (!(entry & (1ULL << 63)) || (entry & ((1ULL << 55) - 1)) == 0)
+        return 0;
+    return (entry & ((1ULL << 55) - 1)) * (uint64_t)page;
+}
+
 static int cmd_dmabuf(unsigned long long size, unsigned long long seconds)
 {
     long page = sysconf(_SC_PAGESIZE);
     uint8_t *buf, *orig;
-    uint64_t entry;
+    uint64_t phys;
     int fd;
     unsigned long long i;
     time_t deadline, stable_since = 0;
@@ -805,12 +818,11 @@ static int cmd_dmabuf(unsigned long long size, unsigned long long seconds)
     fd = open("/proc/self/pagemap", O_RDONLY);
     if (fd < 0)
         die("cannot open /proc/self/pagemap: %s", strerror(errno));
-    if (pread(fd, &entry, sizeof(entry), (off_t)((uintptr_t)buf / (uintptr_t)page * 8)) != sizeof(entry))
-        die("cannot read /proc/self/pagemap: %s", strerror(errno));
+    phys = phys_of(fd, buf, page);
     close(fd);
-    if (!(entry & (1ULL << 63)) || (entry & ((1ULL << 55) - 1)) == 0)
-        die("page not present or PFN hidden (need root): pagemap entry 0x%" PRIx64, entry);
-    printf("phys 0x%" PRIx64 "\n", (uint64_t)((entry & ((1ULL << 55) - 1)) * (uint64_t)page));
+    if (phys == 0)
+        die("page not present or PFN hidden (need root)");
+    printf("phys 0x%" PRIx64 "\n", phys);
     fflush(stdout);
 
     /* Wait until the contents change and then stay unchanged for 1 s. */
@@ -841,19 +853,6 @@ static int cmd_dmabuf(unsigned long long size, unsigned long long seconds)
 }
 
 /* --------------------------------------------------------------- copybuf */
-
-/* Physical address of the page holding `p` (0 if hidden or absent). */
-static uint64_t phys_of(int pagemap_fd, const void *p, long page)
-{
-    uint64_t entry;
-    off_t at = (off_t)((uintptr_t)p / (uintptr_t)page * 8);
-
-    if (pread(pagemap_fd, &entry, sizeof(entry), at) != sizeof(entry))
-        die("cannot read /proc/self/pagemap: %s", strerror(errno));
-    if (!(entry & (1ULL << 63)) || (entry & ((1ULL << 55) - 1)) == 0)
-        return 0;
-    return (entry & ((1ULL << 55) - 1)) * (uint64_t)page;
-}
 
 /*
  * A huge page when the buffers do not fit in one small page, so that a

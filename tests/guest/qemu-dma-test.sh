@@ -32,127 +32,25 @@ while (($#)); do
     shift
 done
 
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $mode: $*"; }
-nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $mode: $*"; }
-check() { # WHAT COMMAND...: one assertion from a command's status
-    local what=$1; shift
-    if "$@"; then ok "$what"; else nok "$what"; fi
-}
-diag() { sed 's/^/# /'; }
-tail_diag() { # FILE LINES
-    [[ -s $1 ]] || return 0
-    echo "# --- last $2 lines of $1"
-    tail -n "$2" "$1" | tr -d '\r' | diag
-}
-
-if [[ $(id -u) -ne 0 ]]; then
-    echo "1..0 # SKIP the guest test needs root (chroot, mount namespaces)"
-    exit 0
-fi
-if [[ -z ${VFIOKIT:-} || ! -x ${VFIOKIT:-} ]]; then
-    echo "Bail out! VFIOKIT must name the vfiokit binary"
-    exit 1
-fi
-
-work=$(mktemp -d "/tmp/vfk-guest-$mode.XXXXXX")
-share=$work/share sock=$work/dma-test.sock logs=$work/logs
-mkdir -p "$share" "$logs"
-srv_pid=""
-finish() {
-    if [[ -n $srv_pid ]]; then
-        kill -TERM "$srv_pid" 2>/dev/null
-        wait "$srv_pid" 2>/dev/null
-    fi
-    echo "1..$n"
-    if ((failed)) || [[ ${VFK_GUEST_KEEP:-0} == 1 ]]; then
-        echo "# logs kept in $work"
-    else
-        rm -rf "$work"
-    fi
-    exit $((failed ? 1 : 0))
-}
-trap finish EXIT
-trap 'exit 130' INT TERM
-echo "# work directory $work"
-
-# ------------------------------------------------------------ preparation
-t0=$SECONDS
-if "$here/setup.sh" >"$work/setup.log" 2>&1; then
-    ok "guest environment ready (setup.sh)"
-else
-    nok "guest environment ready (setup.sh)"
-    tail_diag "$work/setup.log" 20
-    echo "Bail out! no guest environment"
-    exit 1
-fi
-if gcc -static -O2 -Wall -Wextra -o "$share/pci-probe" "$here/pci-probe.c" \
-        >"$work/gcc.log" 2>&1; then
-    ok "pci-probe builds statically"
-else
-    nok "pci-probe builds statically"
-    tail_diag "$work/gcc.log" 20
-    echo "Bail out! no pci-probe"
-    exit 1
-fi
-cp "$here/dma-test-guest.sh" "$share/guest-test.sh"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+vfk_tap_prefix="$mode: "
+vfk_test_begin "guest-$mode" dma-test-guest.sh
+vfk_test_gcc pci-probe "$here/pci-probe.c"
 
 # ---------------------------------------------------------------- server
 # -v: every message is logged, which is what one wants to read after a
 # failure; the log stays small (a boot is a few hundred messages).
-"$VFIOKIT" serve dma-test --socket "$sock" -v 2>"$work/server.log" &
-srv_pid=$!
-for ((i = 0; i < 200; i++)); do
-    [[ -S $sock ]] && break
-    kill -0 "$srv_pid" 2>/dev/null || break
-    sleep 0.05
-done
-if [[ -S $sock ]]; then
-    ok "vfiokit serve dma-test listens"
-else
-    nok "vfiokit serve dma-test listens"
-    tail_diag "$work/server.log" 20
-    echo "Bail out! no server"
-    exit 1
-fi
+sock=$work/dma-test.sock
+vfk_test_serve "$sock" dma-test -v
 
 # ------------------------------------------------------------------ guest
-opts=(--share "$share" --vfio-user "$sock" --rombar --root-port --quiet
-      --log-dir "$logs" --timeout "${VFK_GUEST_TIMEOUT:-300}"
+opts=(--share "$share" --vfio-user "$sock" --rombar --root-port
+      --timeout "${VFK_GUEST_TIMEOUT:-300}"
       --trace 'vfio_user_*' --trace vfio_region_mmap --trace vfio_region_mmap_fault)
 [[ $mode == share ]] || opts+=(--no-share)
-t1=$SECONDS
-"$here/run-guest.sh" "${opts[@]}" >"$work/run-guest.out" 2>&1
-guest_rc=$?
-echo "# guest boot took $((SECONDS - t1)) s (preparation $((t1 - t0)) s)"
-
-done_seen=0
-while IFS= read -r line; do
-    case $line in
-        "VFKTAP ok - "*) ok "${line#VFKTAP ok - }" ;;
-        "VFKTAP not ok - "*) nok "${line#VFKTAP not ok - }" ;;
-        "VFKTAP # "*) echo "# ${line#VFKTAP # }" ;;
-        "VFKTAP done") done_seen=1 ;;
-    esac
-done < <(grep -a -o 'VFKTAP .*' "$logs/serial.log" 2>/dev/null | tr -d '\r')
-
-if ((guest_rc == 0)); then
-    ok "guest test passed (VFK-GUEST-RESULT: PASS)"
-else
-    nok "guest test passed (VFK-GUEST-RESULT: PASS)"
-    diag <"$work/run-guest.out"
-    tail_diag "$logs/serial.log" 40
-fi
-check "guest test ran to its end" test "$done_seen" -eq 1
-
-# QEMU's stderr carries only its own complaints (traces go to qemu.trace):
-# error replies from the server, failed region accesses, lost sockets.
-if [[ ! -s $logs/qemu.stderr ]]; then
-    ok "QEMU reported no vfio-user errors"
-else
-    nok "QEMU reported no vfio-user errors"
-    sort "$logs/qemu.stderr" | uniq -c | sort -rn | head -n 20 | diag
-fi
+vfk_test_guest "$logs" "" "${opts[@]}"
+vfk_test_qemu_quiet "$logs"
 # Requests from the server are DMA_READ (0xb) and DMA_WRITE (0xc).  The
 # 1 MiB copy alone takes 16 of each through the 64 KiB bounce buffer when
 # guest RAM has no fd; with the memfd, only the copy into BAR2 (which QEMU
@@ -196,25 +94,7 @@ check "server memory holds the device's DMA into BAR2" \
     test "$(at 0x100 8)" = "5a 5b 58 59 5e 5f 5c 5d"
 
 # --------------------------------------------------------------- shutdown
-kill -TERM "$srv_pid" 2>/dev/null
-wait "$srv_pid"
-srv_rc=$?
-srv_pid=""
-if ((srv_rc == 0)); then
-    ok "server exits 0 on SIGTERM"
-else
-    nok "server exits 0 on SIGTERM (status $srv_rc)"
-    tail_diag "$work/server.log" 40
-fi
-# Debug lines may mention failures of single messages; a warning or an
-# error is the server's own verdict that something went wrong.
-bad=$(grep -aE '\] (warning|error): |ERROR: |runtime error' "$work/server.log")
-if [[ -z $bad ]]; then
-    ok "server logged no warnings or errors"
-else
-    nok "server logged no warnings or errors"
-    printf '%s\n' "$bad" | head -n 20 | diag
-fi
+vfk_test_stop_server
 # Requests the server failed: not fatal by themselves for every command,
 # but each is a disagreement with QEMU worth seeing.
 if grep -aq ') failed: ' "$work/server.log"; then
@@ -224,4 +104,3 @@ if grep -aq ') failed: ' "$work/server.log"; then
 else
     ok "server failed none of QEMU's requests"
 fi
-echo "# total $((SECONDS - t0)) s"

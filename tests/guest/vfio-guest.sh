@@ -9,23 +9,17 @@
 # passthrough` re-exports the nvme controller over a socket for a client to
 # read its registers and Identify data.
 #
-# Prints "VFKTAP ok - ..." / "VFKTAP not ok - ..." lines (the test
-# binaries print their own), "VFKTAP done" at the end; exits 0 only if
-# every check passed.
+# Output protocol and helpers: guest-lib.sh (the test binaries print
+# their own VFKTAP lines).
+# shellcheck source=guest-lib.sh
+. /mnt/guest-lib.sh
 T=/tmp/vfio-client-test
 V=/tmp/vfiokit
 P=/tmp/pci-probe
 cp /mnt/vfio-client-test $T && cp /mnt/vfiokit $V && cp /mnt/pci-probe $P || {
-	echo "VFKTAP not ok - copy the test binaries from the share"
+	nok "copy the test binaries from the share"
 	exit 1
 }
-failed=0
-ok() { echo "VFKTAP ok - $*"; }
-nok() {
-	echo "VFKTAP not ok - $*"
-	failed=$((failed + 1))
-}
-note() { echo "VFKTAP # $*"; }
 run() { # the binary prints its checks; a non-zero status is one more failure
 	"$@" || failed=$((failed + 1))
 }
@@ -111,5 +105,4 @@ if [ -n "$nvme" ]; then
 fi
 
 note "uptime $(cut -d' ' -f1 /proc/uptime) s"
-echo "VFKTAP done"
-[ $failed -eq 0 ]
+vfk_done
