@@ -442,7 +442,9 @@ static void remove_range(struct vfk_dev *dev, size_t from, size_t to)
 /*
  * Remove the windows inside [iova, iova+size).  As with Linux's type1v2
  * IOMMU, a range may cover several whole windows but may not cut one:
- * -EINVAL then, and nothing is removed.  -ENOENT if it covers none.
+ * -EINVAL then, and nothing is removed.  A range that covers no window
+ * succeeds with nothing removed, as type1 answers: QEMU unmaps ranges it
+ * never mapped when it replays a guest IOMMU's address space.
  */
 int vfk_dma_remove(struct vfk_dev *dev, uint64_t iova, uint64_t size)
 {
@@ -463,9 +465,8 @@ int vfk_dma_remove(struct vfk_dev *dev, uint64_t iova, uint64_t size)
 			return -EINVAL;
 		to++;
 	}
-	if (to == from)
-		return -ENOENT;
-	remove_range(dev, from, to);
+	if (to > from)
+		remove_range(dev, from, to);
 	return 0;
 }
 
@@ -501,8 +502,16 @@ static int check_range(struct dma_table *t, uint64_t iova, uint64_t len,
 	return 0;
 }
 
-int vfk_dma_translate(struct vfk_dev *dev, uint64_t iova, uint64_t len,
-		      uint32_t prot, struct vfk_sg *sg, unsigned max)
+/*
+ * The pieces of [iova, iova+len): one per run of windows whose host
+ * addresses continue each other (windows of one file at consecutive
+ * offsets share one mapping, so a guest IOMMU's page-by-page maps of
+ * contiguous guest memory come out as one piece), or of windows without
+ * a mapping.  With `partial`, a full `sg` ends the walk with success:
+ * the pieces then cover a prefix of the range.
+ */
+static int translate(struct vfk_dev *dev, uint64_t iova, uint64_t len, uint32_t prot,
+		     struct vfk_sg *sg, unsigned max, bool partial)
 {
 	struct dma_table *t = &dev->dma;
 	uint64_t cur = iova, end = iova + len;
@@ -520,6 +529,7 @@ int vfk_dma_translate(struct vfk_dev *dev, uint64_t iova, uint64_t len,
 	do {
 		struct dma_win *w = lookup(t, cur, &hint);
 		uint64_t chunk;
+		uint8_t *host;
 
 		if (!w) {
 			rc = -EFAULT;
@@ -529,22 +539,44 @@ int vfk_dma_translate(struct vfk_dev *dev, uint64_t iova, uint64_t len,
 			rc = -EACCES;
 			break;
 		}
-		if (n == max) {
-			rc = -ENOSPC;
-			break;
-		}
 		chunk = w->last - cur + 1;
 		if (chunk == 0 || chunk > end - cur)
 			chunk = end - cur;
-		sg[n].iova = cur;
-		sg[n].len = chunk;
-		sg[n].host = w->host ? w->host + (cur - w->iova) : NULL;
-		n++;
+		host = w->host ? w->host + (cur - w->iova) : NULL;
+		if (n > 0 && (host ? sg[n - 1].host &&
+					     (uintptr_t)sg[n - 1].host + sg[n - 1].len ==
+						     (uintptr_t)host
+				   : sg[n - 1].host == NULL)) {
+			sg[n - 1].len += chunk;
+		} else if (n == max) {
+			if (!partial)
+				rc = -ENOSPC;
+			break;
+		} else {
+			sg[n].iova = cur;
+			sg[n].len = chunk;
+			sg[n].host = host;
+			n++;
+		}
 		cur += chunk;
 	} while (cur != end);
 	pthread_rwlock_unlock(&t->lock);
 	atomic_store_explicit(&t->hint, hint, memory_order_relaxed);
 	return rc ? rc : (int)n;
+}
+
+int vfk_dma_translate(struct vfk_dev *dev, uint64_t iova, uint64_t len,
+		      uint32_t prot, struct vfk_sg *sg, unsigned max)
+{
+	return translate(dev, iova, len, prot, sg, max, false);
+}
+
+int vfk_dma_translate_prefix(struct vfk_dev *dev, uint64_t iova, uint64_t len,
+			     uint32_t prot, struct vfk_sg *sg, unsigned max)
+{
+	if (max == 0)
+		return -EINVAL;
+	return translate(dev, iova, len, prot, sg, max, true);
 }
 
 static int dma_copy(struct vfk_dev *dev, bool write, uint64_t iova, void *buf,

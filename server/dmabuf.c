@@ -125,22 +125,23 @@ static uint32_t dir_prot(enum vfk_dma_dir dir)
 	       (dir & VFK_DMA_FROM_DEVICE ? VFK_PROT_WRITE : 0);
 }
 
-/* vfk_dma_translate's checks over the whole range, however many windows
- * it crosses (translate stops counting at the pieces it is given). */
+/* vfk_dma_translate's checks over the whole range, however many pieces
+ * it takes. */
 static int dma_check(struct vfk_dev *dev, uint64_t iova, size_t len, uint32_t prot)
 {
 	struct vfk_sg sg[16];
 
-	for (;;) {
-		int n = vfk_dma_translate(dev, iova, len, prot, sg, 16);
+	while (len) {
+		int n = vfk_dma_translate_prefix(dev, iova, len, prot, sg, 16);
 		uint64_t done;
 
-		if (n != -ENOSPC)
-			return n < 0 ? n : 0;
-		done = sg[15].iova + sg[15].len - iova;
+		if (n <= 0)
+			return n;
+		done = sg[n - 1].iova + sg[n - 1].len - iova;
 		iova += done;
 		len -= done;
 	}
+	return 0;
 }
 
 int vfk_dma_map_buf(struct vfk_dev *dev, uint64_t iova, size_t len,
@@ -177,10 +178,12 @@ int vfk_dma_map_buf(struct vfk_dev *dev, uint64_t iova, size_t len,
 				pool_free(dev, slot, len);
 				return rc;
 			}
-		} else {
-			/* Copied back whole at the sync points: bytes the
-			 * engine does not write must not carry an earlier
-			 * user's data into this client's memory. */
+		} else if (vfk_dma_read(dev, iova, host, len) != 0) {
+			/* Copied back whole at the sync points, so bytes the
+			 * engine does not write must be the client's own (as
+			 * swiotlb does since CVE-2022-0854), or, where the
+			 * client gave no read access, zeros: never the pool's
+			 * earlier contents. */
 			memset(host, 0, len);
 		}
 	}

@@ -203,8 +203,6 @@ static uint16_t create_cq(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
 		return CMD(NVME_SC_INVALID_VECTOR);
 	if (!cmd->prp1 || (cmd->prp1 & (c->page_size - 1)) || NVME_CC_IOCQES(c->cc_io) != 4)
 		return GEN(NVME_SC_INVALID_FIELD);
-	if (!nvme_contig(c, cmd->prp1, size * 16ull, VFK_PROT_WRITE))
-		return GEN(NVME_SC_INVALID_FIELD);
 	cq = calloc(1, sizeof(*cq));
 	if (!cq)
 		return NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL);
@@ -214,6 +212,10 @@ static uint16_t create_cq(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
 	cq->ien = cmd->cdw11 & 2;
 	cq->iv = (uint16_t)iv;
 	cq->iova = cmd->prp1;
+	if (!nvme_qmem_map(c, &cq->mem, cq->iova, size * 16ull, VFK_PROT_WRITE)) {
+		free(cq);
+		return GEN(NVME_SC_INVALID_FIELD);
+	}
 	zero_db(c, 2 * qid + 1, &cq->db_last, &cq->sh_last);
 	c->cq[qid] = cq;
 	return 0;
@@ -235,8 +237,6 @@ static uint16_t create_sq(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
 		return GEN(NVME_SC_INVALID_FIELD);
 	if (!cmd->prp1 || (cmd->prp1 & (c->page_size - 1)) || NVME_CC_IOSQES(c->cc_io) != 6)
 		return GEN(NVME_SC_INVALID_FIELD);
-	if (!nvme_contig(c, cmd->prp1, size * 64ull, VFK_PROT_READ))
-		return GEN(NVME_SC_INVALID_FIELD);
 	sq = calloc(1, sizeof(*sq));
 	if (!sq)
 		return NVME_STATUS(NVME_SCT_GENERIC, NVME_SC_INTERNAL);
@@ -244,6 +244,10 @@ static uint16_t create_sq(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
 	sq->cqid = (uint16_t)cqid;
 	sq->size = size;
 	sq->iova = cmd->prp1;
+	if (!nvme_qmem_map(c, &sq->mem, sq->iova, size * 64ull, VFK_PROT_READ)) {
+		free(sq);
+		return GEN(NVME_SC_INVALID_FIELD);
+	}
 	sq->prio = (cmd->cdw11 >> 1) & 3;
 	sq->ei_written = UINT32_MAX;
 	zero_db(c, 2 * qid, &sq->db_last, &sq->sh_last);

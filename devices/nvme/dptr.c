@@ -24,31 +24,37 @@ struct dbuild {
 };
 
 /* Append [addr, addr+len) of client memory, merging with the previous
- * piece when the host addresses continue it. */
+ * piece when the host addresses continue it.  Behind a guest IOMMU one
+ * data block or PRP page can span many DMA windows: the range is walked
+ * a few pieces at a time, however many it has. */
 static uint16_t add(struct dbuild *b, uint64_t addr, uint64_t len)
 {
-	struct vfk_sg sg[4];
-	int n;
+	struct vfk_sg sg[8];
 
-	if (len == 0)
-		return 0;
-	n = vfk_dma_translate(b->c->dev, addr, len, b->prot, sg, 4);
-	if (n < 0)
-		return GEN(NVME_SC_DATA_XFER_ERROR);
-	for (int i = 0; i < n; i++) {
-		struct iovec *prev = b->n ? &b->iov[b->n - 1] : NULL;
+	while (len) {
+		int n = vfk_dma_translate_prefix(b->c->dev, addr, len, b->prot, sg, 8);
+		uint64_t done;
 
-		if (!sg[i].host)
-			return GEN(NVME_SC_DATA_XFER_ERROR); /* no fd: see nvme.h */
-		if (prev && (uint8_t *)prev->iov_base + prev->iov_len == sg[i].host) {
-			prev->iov_len += sg[i].len;
-			continue;
-		}
-		if (b->n == b->max)
+		if (n <= 0)
 			return GEN(NVME_SC_DATA_XFER_ERROR);
-		b->iov[b->n].iov_base = sg[i].host;
-		b->iov[b->n].iov_len = sg[i].len;
-		b->n++;
+		for (int i = 0; i < n; i++) {
+			struct iovec *prev = b->n ? &b->iov[b->n - 1] : NULL;
+
+			if (!sg[i].host)
+				return GEN(NVME_SC_DATA_XFER_ERROR); /* no fd: see nvme.h */
+			if (prev && (uint8_t *)prev->iov_base + prev->iov_len == sg[i].host) {
+				prev->iov_len += sg[i].len;
+				continue;
+			}
+			if (b->n == b->max)
+				return GEN(NVME_SC_DATA_XFER_ERROR);
+			b->iov[b->n].iov_base = sg[i].host;
+			b->iov[b->n].iov_len = sg[i].len;
+			b->n++;
+		}
+		done = sg[n - 1].iova + sg[n - 1].len - addr;
+		addr += done;
+		len -= done;
 	}
 	return 0;
 }
@@ -57,17 +63,22 @@ static uint16_t add(struct dbuild *b, uint64_t addr, uint64_t len)
  * DSM ranges): translation only, never a DMA message from this thread. */
 static int copy_in(struct nvme_ctrl *c, uint64_t iova, void *buf, uint64_t len)
 {
-	struct vfk_sg sg[4];
+	struct vfk_sg sg[8];
 	uint8_t *p = buf;
-	int n = vfk_dma_translate(c->dev, iova, len, VFK_PROT_READ, sg, 4);
 
-	if (n < 0)
-		return n;
-	for (int i = 0; i < n; i++) {
-		if (!sg[i].host)
-			return -EFAULT;
-		memcpy(p, sg[i].host, sg[i].len);
-		p += sg[i].len;
+	while (len) {
+		int n = vfk_dma_translate_prefix(c->dev, iova, len, VFK_PROT_READ, sg, 8);
+
+		if (n <= 0)
+			return n < 0 ? n : -EFAULT;
+		for (int i = 0; i < n; i++) {
+			if (!sg[i].host)
+				return -EFAULT;
+			memcpy(p, sg[i].host, sg[i].len);
+			p += sg[i].len;
+			iova += sg[i].len;
+			len -= sg[i].len;
+		}
 	}
 	return 0;
 }

@@ -64,6 +64,35 @@ void *nvme_contig(struct nvme_ctrl *c, uint64_t iova, uint64_t len, uint32_t pro
 	return sg.host;
 }
 
+bool nvme_qmem_map(struct nvme_ctrl *c, struct nvme_qmem *m, uint64_t iova, uint64_t len,
+		   uint32_t prot)
+{
+	struct vfk_sg sg[NVME_QPAGES];
+	uint64_t off = 0;
+
+	m->mapped = false;
+	if ((iova & (NVME_QPAGE - 1)) || len == 0 || len > (uint64_t)NVME_QPAGE * NVME_QPAGES)
+		return false;
+	while (off < len) {
+		int n = vfk_dma_translate_prefix(c->dev, iova + off, len - off, prot, sg,
+						 NVME_QPAGES);
+
+		if (n <= 0)
+			return false;
+		for (int i = 0; i < n; i++) {
+			/* A piece that ends inside a page (the queue's end
+			 * aside) would split that page's entries. */
+			if (!sg[i].host || ((off + sg[i].len) % NVME_QPAGE && off + sg[i].len < len))
+				return false;
+			for (uint64_t p = 0; p < sg[i].len; p += NVME_QPAGE)
+				m->page[(off + p) / NVME_QPAGE] = (uint8_t *)sg[i].host + p;
+			off += sg[i].len;
+		}
+	}
+	m->mapped = true;
+	return true;
+}
+
 void nvme_fatal(struct nvme_ctrl *c, const char *why)
 {
 	if (c->fatal)
@@ -77,9 +106,9 @@ void nvme_invalidate_host(struct nvme_ctrl *c)
 {
 	for (unsigned q = 0; q < NVME_NQ; q++) {
 		if (c->sq[q])
-			c->sq[q]->host = NULL;
+			c->sq[q]->mem.mapped = false;
 		if (c->cq[q])
-			c->cq[q]->host = NULL;
+			c->cq[q]->mem.mapped = false;
 	}
 	c->dbbuf = c->ei = NULL;
 	c->dbbuf_mapped = false;
@@ -336,14 +365,12 @@ static bool cq_write(struct nvme_ctrl *c, struct nvme_cq *cq, uint16_t sqid, uin
 	struct nvme_cqe *e;
 	uint32_t last;
 
-	if (!cq->host) {
-		cq->host = nvme_contig(c, cq->iova, (uint64_t)cq->size * 16, VFK_PROT_WRITE);
-		if (!cq->host) {
-			nvme_fatal(c, "completion queue memory is not mapped");
-			return false;
-		}
+	if (!cq->mem.mapped &&
+	    !nvme_qmem_map(c, &cq->mem, cq->iova, (uint64_t)cq->size * 16, VFK_PROT_WRITE)) {
+		nvme_fatal(c, "completion queue memory is not mapped");
+		return false;
 	}
-	e = &cq->host[cq->tail];
+	e = nvme_qmem_at(&cq->mem, (size_t)cq->tail * 16);
 	e->dw0 = dw0;
 	e->dw1 = 0;
 	e->sqhd = sqhd;
@@ -544,12 +571,10 @@ static bool process_sq(struct nvme_ctrl *c, struct nvme_sq *sq, unsigned budget)
 	sq_doorbell(c, sq);
 	if (sq->head == sq->tail)
 		return false;
-	if (!sq->host) {
-		sq->host = nvme_contig(c, sq->iova, (uint64_t)sq->size * 64, VFK_PROT_READ);
-		if (!sq->host) {
-			nvme_fatal(c, "submission queue memory is not mapped");
-			return false;
-		}
+	if (!sq->mem.mapped &&
+	    !nvme_qmem_map(c, &sq->mem, sq->iova, (uint64_t)sq->size * 64, VFK_PROT_READ)) {
+		nvme_fatal(c, "submission queue memory is not mapped");
+		return false;
 	}
 	cq = c->cq[sq->cqid];
 	while (sq->head != sq->tail && n < budget) {
@@ -563,7 +588,7 @@ static bool process_sq(struct nvme_ctrl *c, struct nvme_sq *sq, unsigned budget)
 		if (!c->bk.ram && sq->qid && io_uring_sq_space_left(&c->ring) < 1)
 			break;
 		/* One copy: the guest may rewrite the slot meanwhile. */
-		memcpy(&cmd, sq->host + (size_t)sq->head * 64, sizeof(cmd));
+		memcpy(&cmd, nvme_qmem_at(&sq->mem, (size_t)sq->head * 64), sizeof(cmd));
 		if (++sq->head == sq->size)
 			sq->head = 0;
 		cq->reserved++;
@@ -665,8 +690,8 @@ static void do_enable(struct nvme_ctrl *c, const struct nvme_mbox *m)
 		    "nvme: controller enabled (admin SQ %u, CQ %u entries, %llu-byte pages)", asqs,
 		    acqs, (unsigned long long)c->page_size);
 	/* Checked now so that a bad address shows as fatal status at once. */
-	if (!(sq->host = nvme_contig(c, sq->iova, asqs * 64ull, VFK_PROT_READ)) ||
-	    !(cq->host = (struct nvme_cqe *)nvme_contig(c, cq->iova, acqs * 16ull, VFK_PROT_WRITE)))
+	if (!nvme_qmem_map(c, &sq->mem, sq->iova, asqs * 64ull, VFK_PROT_READ) ||
+	    !nvme_qmem_map(c, &cq->mem, cq->iova, acqs * 16ull, VFK_PROT_WRITE))
 		nvme_fatal(c, "admin queue memory is not mapped");
 }
 

@@ -385,10 +385,62 @@ static int identify(struct nvd *d)
 	return 0;
 }
 
+/* Page k of the IOVA range is page iommu_page(k) of the memfd: swapped in
+ * pairs, so no two IOVA-adjacent pages are adjacent in the file. */
+static size_t iommu_page(size_t k)
+{
+	return k ^ 1;
+}
+
+/*
+ * The driver memory, and its DMA mapping.  With iommu_pages the driver's
+ * own view is laid out page by page in IOVA order, the way a guest's
+ * virtual memory sits over scattered guest-physical pages, and each page
+ * is a DMA window of its own (one DMA_MAP each, as QEMU sends for every
+ * guest IOMMU mapping).
+ */
+static int map_memory(struct nvd *d)
+{
+	const int prot = PROT_READ | PROT_WRITE;
+	size_t pages = d->mem_size / 4096;
+	struct vfk_dma_mapping m;
+
+	if (!d->o.iommu_pages) {
+		d->mem = mmap(NULL, d->mem_size, prot, MAP_SHARED, d->memfd, 0);
+		if (d->mem == MAP_FAILED) {
+			d->mem = NULL;
+			return -errno;
+		}
+		m = (struct vfk_dma_mapping){ .iova = d->o.iova_base, .size = d->mem_size,
+					      .vaddr = d->mem, .fd = d->memfd,
+					      .prot = VFK_DMA_READ | VFK_DMA_WRITE };
+		return vfk_device_dma_map(d->dev, &m);
+	}
+	d->mem = mmap(NULL, d->mem_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (d->mem == MAP_FAILED) {
+		d->mem = NULL;
+		return -errno;
+	}
+	for (size_t k = 0; k < pages; k++) {
+		off_t off = (off_t)iommu_page(k) * 4096;
+		int rc;
+
+		if (mmap(d->mem + k * 4096, 4096, prot, MAP_SHARED | MAP_FIXED, d->memfd, off) ==
+		    MAP_FAILED)
+			return -errno;
+		m = (struct vfk_dma_mapping){ .iova = d->o.iova_base + k * 4096, .size = 4096,
+					      .vaddr = d->mem + k * 4096, .fd = d->memfd,
+					      .fd_offset = (uint64_t)off,
+					      .prot = VFK_DMA_READ | VFK_DMA_WRITE };
+		if ((rc = vfk_device_dma_map(d->dev, &m)))
+			return rc;
+	}
+	return 0;
+}
+
 int nvd_open(struct vfk_device *dev, const struct nvd_opts *o, struct nvd **out)
 {
 	struct vfk_region_info ri;
-	struct vfk_dma_mapping m;
 	struct nvd *d;
 	uint16_t cmd;
 	void *base;
@@ -432,22 +484,13 @@ int nvd_open(struct vfk_device *dev, const struct nvd_opts *o, struct nvd **out)
 
 	d->mem_size = (2u << 20) + d->o.buf_size +
 		      (size_t)(d->o.nr_io_queues + 1) * d->o.qsize * 80 + 65536;
-	d->mem_size = (d->mem_size + 4095) & ~(size_t)4095;
+	d->mem_size = (d->mem_size + 8191) & ~(size_t)8191; /* whole page pairs */
 	d->memfd = memfd_create("nvd", MFD_CLOEXEC);
 	if (d->memfd < 0 || ftruncate(d->memfd, (off_t)d->mem_size) < 0) {
 		rc = -errno;
 		goto fail;
 	}
-	d->mem = mmap(NULL, d->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, d->memfd, 0);
-	if (d->mem == MAP_FAILED) {
-		d->mem = NULL;
-		rc = -errno;
-		goto fail;
-	}
-	m = (struct vfk_dma_mapping){ .iova = d->o.iova_base, .size = d->mem_size,
-				      .vaddr = d->mem, .fd = d->memfd,
-				      .prot = VFK_DMA_READ | VFK_DMA_WRITE };
-	if ((rc = vfk_device_dma_map(dev, &m)))
+	if ((rc = map_memory(d)))
 		goto fail;
 	d->buf = nvd_alloc(d, d->o.buf_size, &d->buf_iova);
 	d->list = nvd_alloc(d, 4096, &d->list_iova);

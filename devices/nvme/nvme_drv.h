@@ -29,6 +29,9 @@ struct nvd_opts {
 	bool no_map;            /* doorbells by message even if mappable */
 	size_t buf_size;        /* data buffer memory (default 4 MiB) */
 	uint64_t iova_base;     /* where the memory goes (default 4 GiB) */
+	bool iommu_pages;       /* map the memory as a guest IOMMU does: one
+				 * 4 KiB window per page, IOVA-adjacent pages
+				 * at non-adjacent offsets of the memfd */
 	int timeout_ms;         /* per command (default 5000) */
 };
 

@@ -55,6 +55,20 @@ struct nvme_backing {
 	uint64_t size;            /* bytes, a multiple of the block size */
 };
 
+/*
+ * A queue's memory.  A queue is contiguous in IOVA space (CAP.CQR), but
+ * behind a guest IOMMU each of its pages is a DMA window of its own over
+ * guest memory that need not be contiguous, so the host side is one
+ * pointer per 4 KiB page.  Entries (16 or 64 bytes) never straddle one.
+ */
+#define NVME_QPAGE 4096u
+#define NVME_QPAGES (64u * (NVME_MQES + 1) / NVME_QPAGE)
+
+struct nvme_qmem {
+	bool mapped;              /* false: translate again before use */
+	uint8_t *page[NVME_QPAGES];
+};
+
 struct nvme_cq {
 	uint16_t qid;
 	uint32_t size;            /* entries */
@@ -63,7 +77,7 @@ struct nvme_cq {
 	bool ien;
 	uint16_t iv;
 	uint64_t iova;
-	struct nvme_cqe *host;    /* cached translation; NULL: translate */
+	struct nvme_qmem mem;     /* cached translation */
 	uint32_t reserved;        /* fetched commands that will post here */
 	unsigned nsq;             /* SQs bound to it */
 	uint32_t db_last, sh_last; /* doorbell / shadow values last seen */
@@ -77,7 +91,7 @@ struct nvme_sq {
 	uint32_t size;
 	uint32_t head, tail;
 	uint64_t iova;
-	uint8_t *host;
+	struct nvme_qmem mem;
 	uint32_t inflight;        /* fetched, not completed */
 	uint32_t db_last, sh_last;
 	uint32_t ei_written;      /* EventIdx value we last stored */
@@ -210,6 +224,15 @@ void nvme_req_put(struct nvme_ctrl *c, struct nvme_req *r);
 void nvme_post_event(struct nvme_ctrl *c, uint8_t type, uint8_t info, uint8_t lid);
 void nvme_deliver_events(struct nvme_ctrl *c);
 void *nvme_contig(struct nvme_ctrl *c, uint64_t iova, uint64_t len, uint32_t prot);
+/* Translate a queue of `len` bytes at the 4 KiB-aligned `iova` into `m`;
+ * false if a byte is not mapped for `prot`, has no host mapping, or a
+ * window boundary inside the queue is not 4 KiB-aligned. */
+bool nvme_qmem_map(struct nvme_ctrl *c, struct nvme_qmem *m, uint64_t iova, uint64_t len,
+		   uint32_t prot);
+static inline void *nvme_qmem_at(const struct nvme_qmem *m, size_t off)
+{
+	return m->page[off / NVME_QPAGE] + off % NVME_QPAGE;
+}
 void nvme_sq_list_rebuild(struct nvme_ctrl *c);
 void nvme_log_error(struct nvme_ctrl *c, uint16_t sqid, uint16_t cid, uint16_t status,
 		    uint64_t lba, uint32_t nsid);

@@ -455,13 +455,26 @@ struct vfk_sg {
 
 /*
  * Translate [iova, iova+len) for an access of kind `prot` into at most
- * `max` pieces, one per window crossed.  Returns the number of pieces,
- * -EFAULT/-EACCES as above, or -ENOSPC if more than `max` are needed.
- * Host pointers stay valid until the model's dma_unmap callback for their
- * window returns.  Thread-safe.
+ * `max` pieces.  A piece is a run of windows whose host addresses
+ * continue each other (a client, or a guest IOMMU, that maps contiguous
+ * memory window by window yields one piece), or a run of windows without
+ * a mapping (host NULL).  Returns the number of pieces, -EFAULT/-EACCES
+ * as above, or -ENOSPC if more than `max` are needed.  Host pointers stay
+ * valid until the model's dma_unmap callback returns for any window of
+ * their piece.  Thread-safe.
  */
 int vfk_dma_translate(struct vfk_dev *dev, uint64_t iova, uint64_t len,
 		      uint32_t prot, struct vfk_sg *sg, unsigned max);
+
+/*
+ * As vfk_dma_translate(), for walking a range of any length `max` pieces
+ * at a time: when more pieces are needed than `max`, it fills all `max`
+ * and returns `max`, and the pieces cover only the start of the range
+ * (the walk goes on at sg[max-1].iova + sg[max-1].len).  Errors are those
+ * of the part walked.  -EINVAL if `max` is 0.
+ */
+int vfk_dma_translate_prefix(struct vfk_dev *dev, uint64_t iova, uint64_t len,
+			     uint32_t prot, struct vfk_sg *sg, unsigned max);
 
 /* ---- Streaming DMA with a mask, bounce buffers and sync points ------------
  *
@@ -516,8 +529,8 @@ int vfk_dev_set_dma_coherency(struct vfk_dev *dev,
  * vfk_dma_read/write (-EFAULT, -EACCES) before anything else.  Bounces
  * when the range passes the mask, spans windows, or has no host mapping;
  * then, for TO_DEVICE and BIDIRECTIONAL, the pool buffer is filled from
- * client memory, and for FROM_DEVICE it starts zeroed (it is copied back
- * whole).  -ENOMEM if the pool has no room.  `buf` is written on success
+ * client memory, and for FROM_DEVICE too where the client allows reads
+ * (else zeroed), since the buffer is copied back whole.  -ENOMEM if the pool has no room.  `buf` is written on success
  * only.  Bounced mappings of
  * windows without fd follow the message-DMA rules of vfk_dma_read().
  */

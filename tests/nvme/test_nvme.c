@@ -513,6 +513,44 @@ static void test_shadow_doorbells(void **state)
 	rw_roundtrip(2, 50, 1024, 4);
 }
 
+/*
+ * Driver memory mapped the way QEMU maps it behind a guest IOMMU: one
+ * DMA window per 4 KiB page, and pages that follow each other in IOVA
+ * space apart in the file.  The I/O queues (1024 entries: a 64 KiB SQ over
+ * 16 windows), PRP lists, transfers up to MDTS and an SGL data block over
+ * many windows must all work, and the queues must wrap several times.
+ */
+static void test_iommu_page_windows(void **state)
+{
+	struct nvd_opts o = { .nr_io_queues = 2, .qsize = 1024, .dbbuf = true,
+			      .iommu_pages = true };
+	static const uint32_t sizes[] = { 1, 8, 9, 255, 1024 };
+
+	(void)state;
+	start(RAM_64M, &o);
+	assert_int_equal(t.d->nr_ioq, 2);
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		rw_roundtrip(1 + i % 2, 2000 + 3000 * i, sizes[i], 40 + i);
+	pump(2, 32, 5000, true);
+	pump(2, 32, 3000, false);
+	/* An SGL data block of 64 KiB: one descriptor over 16 windows. */
+	nvt_pattern(t.d->buf, 65536, 900, 9);
+	for (int write = 1; write >= 0; write--) {
+		struct nvme_sqe cmd = { .opc = write ? NVME_CMD_WRITE : NVME_CMD_READ,
+					.flags = 1u << 6, .nsid = 1, .cdw10 = 900, .cdw12 = 127 };
+		struct nvme_sgl_desc dd = { .addr = t.d->buf_iova, .len = 65536,
+					    .type = NVME_SGL_DATA_BLOCK << 4 };
+		struct nvme_cqe cqe;
+
+		memcpy(&cmd.prp1, &dd, sizeof(dd));
+		assert_int_equal(nvd_cmd(t.d, 1, &cmd, &cqe), 0);
+		assert_int_equal(nvd_status(&cqe), 0);
+		if (write)
+			memset(t.d->buf, 0, 65536);
+	}
+	assert_true(nvt_check(t.d->buf, 65536, 900, 9));
+}
+
 /* Trapped doorbells: each register write is a message, but a host using
  * shadow doorbells writes the register only when the I/O thread sleeps. */
 static void test_trapped_doorbells(void **state)
@@ -1267,6 +1305,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_irq_coalescing, teardown),
 		cmocka_unit_test_teardown(test_intx_fallback, teardown),
 		cmocka_unit_test_teardown(test_shadow_doorbells, teardown),
+		cmocka_unit_test_teardown(test_iommu_page_windows, teardown),
 		cmocka_unit_test_teardown(test_trapped_doorbells, teardown),
 		cmocka_unit_test_teardown(test_page_size_64k, teardown),
 		cmocka_unit_test_teardown(test_features, teardown),
