@@ -644,6 +644,17 @@ static int vk_get_region_info(struct vfk_device *d, uint32_t index,
 
 	err = info_ioctl(d, v->devfd, VFIO_DEVICE_GET_REGION_INFO, &fixed, sizeof(fixed),
 			 256, &buf, &len);
+	if (err == -EINVAL) {
+		/* vfio-pci's answer for a region the function does not have
+		 * (the VGA region of a non-VGA device): absent, like a BAR
+		 * it reports with size 0, not a failure of the device. */
+		vfk_client_log(d, VFK_LOG_DEBUG, "region %u: the kernel has none (EINVAL)", index);
+		memset(&rc->info, 0, sizeof(rc->info));
+		rc->info.index = index;
+		vfk_region_set_areas(d, rc, false, false);
+		rc->map_fd = -1;
+		return 0;
+	}
 	if (err) {
 		vfk_client_log(d, VFK_LOG_ERR, "region %u: VFIO_DEVICE_GET_REGION_INFO: %s",
 			       index, vfk_strerror(err));

@@ -156,9 +156,11 @@ static void decode_cap(const uint8_t *c, unsigned off, unsigned id, FILE *out,
 	}
 }
 
-static void decode_config(const uint8_t *c, size_t len, FILE *out, struct json_object *j)
+/* `bar_size`: each BAR's size from its region (0: not implemented). */
+static void decode_config(const uint8_t *c, size_t len, const uint64_t bar_size[6], FILE *out,
+			  struct json_object *j)
 {
-	struct json_object *jcaps = json_object_new_array();
+	struct json_object *jcaps = json_object_new_array(), *jbars = json_object_new_array();
 	uint16_t cmd = rd16(c, PCI_COMMAND), st = rd16(c, PCI_STATUS);
 	uint32_t cls = rd32(c, PCI_CLASS_REVISION) >> 8;
 	unsigned off, guard = 0;
@@ -185,21 +187,48 @@ static void decode_config(const uint8_t *c, size_t len, FILE *out, struct json_o
 	json_object_object_add(j, "status", json_object_new_int(st));
 	json_object_object_add(j, "interrupt_pin", json_object_new_int(c[PCI_INTERRUPT_PIN]));
 
+	/* Every implemented BAR, by the size its region reports: a BAR whose
+	 * register reads 0 (not yet assigned) is there all the same. */
 	for (unsigned b = 0; b < 6; b++) {
 		uint32_t v = rd32(c, PCI_BASE_ADDRESS_0 + 4 * b);
+		bool io = v & PCI_BASE_ADDRESS_SPACE_IO;
+		bool is64 = !io && (v & PCI_BASE_ADDRESS_MEM_TYPE_MASK) == PCI_BASE_ADDRESS_MEM_TYPE_64;
+		uint64_t addr = io ? v & (uint32_t)PCI_BASE_ADDRESS_IO_MASK
+				   : v & (uint32_t)PCI_BASE_ADDRESS_MEM_MASK;
+		struct json_object *jb;
+		char where[32];
 
-		if (!v)
+		if (is64 && b < 5)
+			addr |= (uint64_t)rd32(c, PCI_BASE_ADDRESS_0 + 4 * (b + 1)) << 32;
+		if (!bar_size[b])
 			continue;
-		if (v & PCI_BASE_ADDRESS_SPACE_IO)
-			fprintf(out, "\tBAR%u: I/O ports at %x\n", b, v & (uint32_t)PCI_BASE_ADDRESS_IO_MASK);
+		if (addr)
+			snprintf(where, sizeof(where), "%llx", (unsigned long long)addr);
 		else
-			fprintf(out, "\tBAR%u: Memory at %x (%s, %sprefetchable)\n", b,
-				v & (uint32_t)PCI_BASE_ADDRESS_MEM_MASK,
-				(v & PCI_BASE_ADDRESS_MEM_TYPE_64) ? "64-bit" : "32-bit",
-				(v & PCI_BASE_ADDRESS_MEM_PREFETCH) ? "" : "non-");
-		if (v & PCI_BASE_ADDRESS_MEM_TYPE_64)
+			snprintf(where, sizeof(where), "<unassigned>");
+		if (io)
+			fprintf(out, "\tBAR%u: I/O ports at %s [size=%#llx]\n", b, where,
+				(unsigned long long)bar_size[b]);
+		else
+			fprintf(out, "\tBAR%u: Memory at %s (%s, %sprefetchable) [size=%#llx]\n", b,
+				where, is64 ? "64-bit" : "32-bit",
+				(v & PCI_BASE_ADDRESS_MEM_PREFETCH) ? "" : "non-",
+				(unsigned long long)bar_size[b]);
+		jb = json_object_new_object();
+		json_object_object_add(jb, "index", json_object_new_int((int)b));
+		json_object_object_add(jb, "type", json_object_new_string(io ? "io" : "memory"));
+		json_object_object_add(jb, "address", json_object_new_int64((int64_t)addr));
+		json_object_object_add(jb, "size", json_object_new_int64((int64_t)bar_size[b]));
+		if (!io) {
+			json_object_object_add(jb, "bits", json_object_new_int(is64 ? 64 : 32));
+			json_object_object_add(jb, "prefetchable", json_object_new_boolean(
+				(v & PCI_BASE_ADDRESS_MEM_PREFETCH) != 0));
+		}
+		json_object_array_add(jbars, jb);
+		if (is64)
 			b++;
 	}
+	json_object_object_add(j, "bars", jbars);
 	off = (st & PCI_STATUS_CAP_LIST) ? c[PCI_CAPABILITY_LIST] & ~3u : 0;
 	while (off >= 0x40 && off + 2 <= 256 && guard++ < 48) {
 		struct json_object *jc = json_object_new_object();
@@ -278,6 +307,7 @@ int cmd_info(int argc, char **argv)
 	struct vfk_session_info si;
 	struct vfk_region_info cfg;
 	uint8_t config[4096];
+	uint64_t bar_size[6];
 	bool json = false;
 	FILE *out = stdout;
 	char *text = NULL;
@@ -356,10 +386,21 @@ int cmd_info(int argc, char **argv)
 	rc = vfk_device_config_read(dev, 0, config, (size_t)cfg.size);
 	if (rc)
 		goto fail;
+	for (unsigned b = 0; b < 6; b++) {
+		struct vfk_region_info ri;
+
+		bar_size[b] = 0;
+		if (b < di.num_regions) {
+			rc = vfk_region_get_info(dev, b, &ri);
+			if (rc)
+				goto fail;
+			bar_size[b] = ri.size;
+		}
+	}
 	{
 		struct json_object *jcfg = json_object_new_object();
 
-		decode_config(config, (size_t)cfg.size, out, jcfg);
+		decode_config(config, (size_t)cfg.size, bar_size, out, jcfg);
 		json_object_object_add(j, "config", jcfg);
 	}
 
@@ -415,7 +456,14 @@ int cmd_info(int argc, char **argv)
 			json_object_object_add(jr, "subpage", json_object_new_boolean(ri.layout_flags & VFK_LAYOUT_SUBPAGE));
 			json_object_object_add(jr, "exclusive", json_object_new_boolean(ri.layout_flags & VFK_LAYOUT_EXCLUSIVE));
 		}
-		if (ri.has_attrs) {
+		if (ri.has_attrs && i < 6 && (rd32(config, PCI_BASE_ADDRESS_0 + 4 * i) &
+					      PCI_BASE_ADDRESS_SPACE_IO)) {
+			/* I/O space: no prefetching, no mapping attributes. */
+			fprintf(out, "      attrs: I/O space, decoding off: %s\n",
+				(ri.attrs & VFK_ATTR_DISABLED_ONES) ? "all-ones" : "EIO");
+			json_object_object_add(jr, "disabled_access", json_object_new_string(
+				(ri.attrs & VFK_ATTR_DISABLED_ONES) ? "all-ones" : "eio"));
+		} else if (ri.has_attrs) {
 			const char *map = (ri.attrs & VFK_ATTR_MAP_CACHED) ? "cacheable, WC or UC"
 					  : (ri.attrs & VFK_ATTR_MAP_WC) ? "WC or UC" : "UC only";
 

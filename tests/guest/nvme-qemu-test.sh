@@ -6,12 +6,20 @@
 #
 # Usage: nvme-qemu-test.sh [--compare] [--bench-count N] [--poll-us N]
 #                          [--trap-doorbells] [--smp N]
+#                          [--iommu strict|lazy] [--no-share]
 #   --compare         afterwards, boot the same guest with QEMU's built-in
 #                     -device nvme on a file of the same size and run the
 #                     same timed workload; print both and their ratio
 #   --bench-count N   I/Os of each QD1 4 KiB random workload (default 1000)
 #   --poll-us N, --trap-doorbells   passed to `vfiokit serve nvme`
 #   --smp N           guest CPUs (default 1)
+#   --iommu MODE      the guest behind -device intel-iommu, with Linux's
+#                     iommu.strict=1 (strict: every I/O maps and unmaps its
+#                     buffers, one DMA_MAP/DMA_UNMAP each) or iommu.strict=0
+#                     (lazy: batched invalidations); --compare's QEMU nvme
+#                     sits behind the same IOMMU
+#   --no-share        guest RAM the server cannot map (memory-backend-ram):
+#                     every DMA goes through DMA_READ/DMA_WRITE messages
 #
 # Host-side assertions around the guest's: the environment is ready, the
 # guest tool builds, the server listens, the guest test passes and runs to
@@ -27,7 +35,7 @@ set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-compare=0 bench_count=1000 smp=1 srv_opts=() trapped=0
+compare=0 bench_count=1000 smp=1 srv_opts=() trapped=0 guest_opts=() iommu=0
 while (($#)); do
     case $1 in
         --compare) compare=1 ;;
@@ -35,6 +43,14 @@ while (($#)); do
         --poll-us) srv_opts+=(--poll-us "${2:?}"); shift ;;
         --trap-doorbells) srv_opts+=(--trap-doorbells); trapped=1 ;;
         --smp) smp=${2:?}; shift ;;
+        --iommu)
+            case ${2:-} in
+                strict) guest_opts+=(--intel-iommu --append iommu.strict=1); iommu=1 ;;
+                lazy) guest_opts+=(--intel-iommu --append iommu.strict=0); iommu=1 ;;
+                *) echo "Bail out! --iommu takes strict or lazy"; exit 2 ;;
+            esac
+            shift ;;
+        --no-share) guest_opts+=(--no-share) ;;
         -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "Bail out! unknown option $1"; exit 2 ;;
     esac
@@ -83,7 +99,8 @@ truncate -s "$SIZE" "$work/backing.img"
 params vfiokit 1234 df04
 vfk_test_serve "$sock" nvme --backing "$work/backing.img" "${srv_opts[@]}" -v
 vfk_test_guest "$logs" "" --share "$share" --vfio-user "$sock" --root-port --smp "$smp" \
-    --timeout "${VFK_GUEST_TIMEOUT:-300}" --trace 'vfio_user_*' --trace vfio_region_mmap
+    "${guest_opts[@]}" --timeout "${VFK_GUEST_TIMEOUT:-300}" --trace 'vfio_user_*' \
+    --trace vfio_region_mmap
 vfk_test_qemu_quiet "$logs"
 if ((trapped)); then
     check "QEMU mapped nothing of BAR0 (doorbells trapped)" \
@@ -97,6 +114,16 @@ check "the server saw the guest's shutdown notification (clean power-off)" \
 check "the server saw the guest's function-level reset" \
     grep -q 'nvme: controller reset by FLR' "$work/server.log"
 vfk_test_stop_server
+# What the IOMMU costs in messages: QEMU sends one DMA_MAP per guest IOMMU
+# mapping and one DMA_UNMAP per unmap (its trace has a line for each).
+maps=$(grep -c '^vfio_user_dma_map ' "$logs/qemu.trace")
+unmaps=$(grep -c '^vfio_user_dma_unmap ' "$logs/qemu.trace")
+ios=$(grep -a '^VFKNUM .* messages ' "$logs/serial.log" | tr -d '\r' | awk '{print $6}')
+echo "# DMA_MAP $maps, DMA_UNMAP $unmaps messages for ${ios:-?} I/O commands (whole boot)"
+if ((iommu)); then
+    check "the guest IOMMU was in the DMA path (a DMA_MAP per I/O or more)" \
+        test "$maps" -ge "${ios:-1}"
+fi
 check "after power-off, the backing file holds the guest's last pattern at offset $OFF2" \
     "$share/nvme-io" verify "$work/backing.img" "$OFF2" "$LEN2" "$SEED2"
 check "and the first pattern at offset $OFF1" \
@@ -108,7 +135,7 @@ grep -a '^VFKNUM' "$logs/serial.log" | tr -d '\r' | sed 's/^/# /'
 if ((compare)); then
     truncate -s "$SIZE" "$work/qemu.img"
     params qemu 1b36 0010
-    vfk_test_guest "$work/logs-qemu" "qemu nvme: " --share "$share" --smp "$smp" \
+    vfk_test_guest "$work/logs-qemu" "qemu nvme: " --share "$share" --smp "$smp" "${guest_opts[@]}" \
         --timeout "${VFK_GUEST_TIMEOUT:-300}" \
         --extra "-drive file=$work/qemu.img,if=none,id=nvm,format=raw,cache=none,aio=io_uring -device nvme,serial=qemu0001,drive=nvm"
     grep -a '^VFKNUM' "$work/logs-qemu/serial.log" | tr -d '\r' | sed 's/^/# /'

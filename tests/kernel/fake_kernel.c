@@ -242,6 +242,9 @@ static int region_info(struct fake_kernel *k, struct vfio_region_info *ri)
 	k->region_info_calls++;
 	if (ri->argsz < sizeof(*ri) || ri->index >= NUM_REGIONS)
 		return -EINVAL;
+	/* vfio-pci's answer for the VGA region of a non-VGA function. */
+	if (ri->index == VFIO_PCI_VGA_REGION_INDEX)
+		return -EINVAL;
 	r = &regions[ri->index];
 	memset(caps, 0, sizeof(caps));
 #define ADD_CAP(id, ver, body, blen)                                               \
