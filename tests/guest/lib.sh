@@ -203,6 +203,44 @@ vfk_test_finish() {
     exit $((vfk_tap_failed ? 1 : 0))
 }
 
+# Two cases: the guest programs of the kernel VFIO tests, built with gcc
+# -static into the share: vfiokit itself (from a static build directory
+# next to the build under test, $VFIOKIT's), vfio-client-test (the client
+# test body, the edu, NVMe and dma-test clients) and pci-probe.  Bails out
+# when one does not build.
+vfk_test_static_programs() {
+    local static repo=$VFK_REPO_ROOT
+    static=$(dirname "$(dirname "$VFIOKIT")")/guest-static
+    if [[ ! -f $static/build.ninja ]]; then
+        meson setup "$static" "$repo" -Ddefault_library=static -Dprefer_static=true \
+            -Dtests=disabled -Dguest_tests=false -Dc_link_args=-static \
+            >"$work/meson-static.log" 2>&1 || { rm -rf "$static"; tail_diag "$work/meson-static.log" 20; }
+    fi
+    if ninja -C "$static" tools/vfiokit >"$work/ninja-static.log" 2>&1 &&
+       cp "$static/tools/vfiokit" "$share/vfiokit"; then
+        ok "vfiokit builds statically"
+    else
+        nok "vfiokit builds statically"
+        tail_diag "$work/ninja-static.log" 30
+        echo "Bail out! no static vfiokit"
+        exit 1
+    fi
+    if gcc -static -O2 -Wall -Wextra -I"$repo/include" -I"$repo" -I"$repo/tests/kernel" \
+            -I"$repo/devices/nvme" -I"$repo/devices/dma-test" \
+            -o "$share/vfio-client-test" "$VFK_GUEST_SRC/vfio-client-test.c" \
+            "$repo/tests/kernel/client_body.c" "$repo/devices/nvme/nvme_drv.c" \
+            "$repo/devices/dma-test/driver.c" "$static/libvfiokit.a" -ljson-c -luring -lpthread \
+            >"$work/gcc.log" 2>&1 &&
+       gcc -static -O2 -Wall -Wextra -o "$share/pci-probe" "$VFK_GUEST_SRC/pci-probe.c" >>"$work/gcc.log" 2>&1; then
+        ok "vfio-client-test and pci-probe build statically"
+    else
+        nok "vfio-client-test and pci-probe build statically"
+        tail_diag "$work/gcc.log" 30
+        echo "Bail out! no guest programs"
+        exit 1
+    fi
+}
+
 # One case: build the guest program $share/NAME with gcc -static (the guest
 # has no libc); bail out when it does not build.
 vfk_test_gcc() { # NAME GCC-ARGUMENTS (sources, flags)...

@@ -16,6 +16,16 @@
  *   vfio-client-test nvme-socket PATH
  *       an NVMe controller re-exported by `vfiokit serve passthrough`:
  *       CAP and VS, and Identify through the NVMe driver
+ *   vfio-client-test nvme-io BDF
+ *   vfio-client-test nvme-io-socket PATH
+ *       vfiokit's own NVMe controller, bound to the guest's vfio-pci (or
+ *       re-exported from there by `vfiokit serve passthrough`): the NVMe
+ *       driver of devices/nvme writes and reads back patterns on two I/O
+ *       queues, each completion signalled by its MSI-X vector
+ *   vfio-client-test dmatest BDF
+ *       vfiokit's dma-test bound to the guest's vfio-pci: its engine
+ *       copies between buffers the client mapped through the IOMMU, and
+ *       signals completion with an MSI-X vector
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +41,8 @@
 #include "client_body.h"
 #include "vfiokit/vfiokit.h"
 #include "nvme_drv.h"
+#include "dma_test.h"
+#include "driver.h"
 
 static int failed;
 
@@ -271,6 +283,140 @@ static int cmd_nvme_socket(const char *path)
 	return failed ? 1 : 0;
 }
 
+/* ---- vfiokit's nvme and dma-test behind the guest's vfio-pci ---- */
+
+static void fill(uint8_t *p, size_t len, uint32_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)((i * 131 + seed * 7) ^ (i >> 9));
+}
+
+static bool same(const uint8_t *p, size_t len, uint32_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != (uint8_t)((i * 131 + seed * 7) ^ (i >> 9)))
+			return false;
+	return true;
+}
+
+static int nvme_io(struct vfk_device *dev, const char *label)
+{
+	struct nvd_opts no = { .nr_io_queues = 2, .qsize = 64, .irq = true,
+			       .buf_size = 1u << 20 };
+	static const uint32_t nlbs[] = { 1, 8, 64, 1024 };
+	struct nvd *n = NULL;
+	int rc = nvd_open(dev, &no, &n);
+
+	tap(rc == 0, "%s: the NVMe driver enables the controller with 2 I/O queues (%s)", label,
+	    vfk_strerror(rc));
+	if (rc)
+		return 1;
+	tap(n->id_ctrl[0] == 0x34 && n->id_ctrl[1] == 0x12, "%s: Identify VID %02x%02x", label,
+	    n->id_ctrl[1], n->id_ctrl[0]);
+	for (unsigned q = 1; q <= 2; q++) {
+		for (unsigned i = 0; i < sizeof(nlbs) / sizeof(nlbs[0]); i++) {
+			size_t len = (size_t)nlbs[i] * n->lba_size;
+			uint64_t lba = 4096ull * q + 2048ull * i;
+			uint32_t seed = q * 10 + i;
+			int wrc, wirq, rrc, rirq;
+
+			if (len > no.buf_size)
+				continue;
+			fill(n->buf, len, seed);
+			wrc = nvd_rw(n, q, true, lba, nlbs[i], 0, 0);
+			wirq = nvd_wait_irq(n, q, 3000);
+			memset(n->buf, 0, len);
+			rrc = nvd_rw(n, q, false, lba, nlbs[i], 0, 0);
+			rirq = nvd_wait_irq(n, q, 3000);
+			tap(wrc == 0 && rrc == 0 && same(n->buf, len, seed),
+			    "%s: queue %u, %u blocks at LBA %llu written and read back (%d, %d)",
+			    label, q, nlbs[i], (unsigned long long)lba, wrc, rrc);
+			tap(wirq == 0 && rirq == 0, "%s: queue %u: both completions came as MSI-X vector %u",
+			    label, q, q);
+		}
+	}
+	rc = nvd_flush(n, 1);
+	tap(rc == 0, "%s: flush (%d)", label, rc);
+	nvd_close(n);
+	return 0;
+}
+
+static int cmd_nvme_io(const char *where, bool socket)
+{
+	struct vfk_client_opts o = copts();
+	struct vfk_device *dev;
+	int rc = socket ? vfk_device_open_socket(where, &o, &dev)
+			: vfk_device_open_pci(where, VFK_PCI_OPEN_BIND, &o, &dev);
+
+	tap(rc == 0, "nvme %s: open (%s)", where, vfk_strerror(rc));
+	if (rc)
+		return 1;
+	nvme_io(dev, socket ? "nvme re-exported" : "nvme via vfio-pci");
+	vfk_device_close(dev);
+	return failed ? 1 : 0;
+}
+
+static int cmd_dmatest(const char *bdf)
+{
+	struct vfk_client_opts o = copts();
+	struct vfk_device *dev;
+	const size_t len = 256u << 10;
+	uint8_t *src = NULL, *dst = NULL;
+	uint64_t s_iova = 0, d_iova = 0;
+	int efd[DMA_TEST_MSIX_VECTORS], rc;
+	uint32_t st = 0;
+
+	rc = vfk_device_open_pci(bdf, VFK_PCI_OPEN_BIND, &o, &dev);
+	tap(rc == 0, "dma-test: open %s through the kernel (%s)", bdf, vfk_strerror(rc));
+	if (rc)
+		return 1;
+	rc = dma_test_read32(dev, DMA_TEST_REG_ID, &st);
+	tap(rc == 0, "dma-test: ID register read (%s)", vfk_strerror(rc));
+	rc = dma_test_enable(dev);
+	rc |= dma_test_read32(dev, DMA_TEST_REG_ID, &st);
+	tap(rc == 0 && st == DMA_TEST_MAGIC, "dma-test: enabled, ID %#x", st);
+	for (unsigned v = 0; v < DMA_TEST_MSIX_VECTORS; v++)
+		efd[v] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	rc = vfk_device_irq_set_eventfds(dev, VFK_PCI_MSIX, 0, DMA_TEST_MSIX_VECTORS, efd);
+	tap(rc == 0, "dma-test: %u MSI-X vectors bound (%s)", DMA_TEST_MSIX_VECTORS,
+	    vfk_strerror(rc));
+	if (posix_memalign((void **)&src, 4096, len) || posix_memalign((void **)&dst, 4096, len)) {
+		tap(false, "dma-test: buffers allocated");
+		goto out;
+	}
+	fill(src, len, 3);
+	memset(dst, 0, len);
+	rc = vfk_device_dma_map_vaddr(dev, src, len, VFK_DMA_READ, &s_iova);
+	rc |= vfk_device_dma_map_vaddr(dev, dst, len, VFK_DMA_WRITE, &d_iova);
+	tap(rc == 0, "dma-test: buffers mapped at IOVAs %#llx and %#llx",
+	    (unsigned long long)s_iova, (unsigned long long)d_iova);
+	for (unsigned v = 0; v < 2 && rc == 0; v++) {
+		int w;
+
+		memset(dst, 0, len);
+		rc = dma_test_start(dev, s_iova, d_iova, (uint32_t)len,
+				    DMA_TEST_CTRL_IRQ | DMA_TEST_CTRL_VECTOR(v + 1));
+		w = dma_test_wait_irq(dev, efd[v + 1], 10000);
+		tap(rc == 0 && w == 0, "dma-test: copy of %zu KiB signalled on MSI-X vector %u (%d)",
+		    len >> 10, v + 1, w);
+		dma_test_read32(dev, DMA_TEST_REG_STATUS, &st);
+		tap(st & DMA_TEST_STATUS_DONE, "dma-test: STATUS %#x says done", st);
+		tap(!memcmp(src, dst, len), "dma-test: the copy arrived intact through the IOMMU");
+		dma_test_write32(dev, DMA_TEST_REG_STATUS, DMA_TEST_STATUS_DONE | DMA_TEST_STATUS_ERROR);
+	}
+	rc = vfk_device_dma_unmap_vaddr(dev, src, len);
+	rc |= vfk_device_dma_unmap_vaddr(dev, dst, len);
+	tap(rc == 0, "dma-test: buffers unmapped");
+out:
+	vfk_device_irq_disable(dev, VFK_PCI_MSIX);
+	for (unsigned v = 0; v < DMA_TEST_MSIX_VECTORS; v++)
+		close(efd[v]);
+	vfk_device_close(dev);
+	free(src);
+	free(dst);
+	return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vfk_client_opts o = copts();
@@ -308,6 +454,12 @@ int main(int argc, char **argv)
 		return cmd_edu(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "nvme-socket"))
 		return cmd_nvme_socket(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "nvme-io"))
+		return cmd_nvme_io(argv[2], false);
+	if (argc == 3 && !strcmp(argv[1], "nvme-io-socket"))
+		return cmd_nvme_io(argv[2], true);
+	if (argc == 3 && !strcmp(argv[1], "dmatest"))
+		return cmd_dmatest(argv[2]);
 	fprintf(stderr, "usage: see the comment at the top of vfio-client-test.c\n");
 	return 2;
 }

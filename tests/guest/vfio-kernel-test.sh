@@ -13,37 +13,12 @@
 # Prints TAP.  Without root the test is skipped.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
 
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 vfk_test_begin guest-vfio vfio-guest.sh
 
-# ------------------------------------------------------ static programs
-static=$(dirname "$(dirname "$VFIOKIT")")/guest-static
-if [[ ! -f $static/build.ninja ]]; then
-    meson setup "$static" "$repo" -Ddefault_library=static -Dprefer_static=true \
-        -Dtests=disabled -Dguest_tests=false -Dc_link_args=-static \
-        >"$work/meson-static.log" 2>&1 || { rm -rf "$static"; tail_diag "$work/meson-static.log" 20; }
-fi
-if ninja -C "$static" tools/vfiokit >"$work/ninja-static.log" 2>&1 &&
-   cp "$static/tools/vfiokit" "$share/vfiokit"; then
-    ok "vfiokit builds statically"
-else
-    nok "vfiokit builds statically"
-    tail_diag "$work/ninja-static.log" 30
-    exit 1
-fi
-if gcc -static -O2 -Wall -Wextra -I"$repo/include" -I"$repo" -I"$repo/tests/kernel" -I"$repo/devices/nvme" \
-        -o "$share/vfio-client-test" "$here/vfio-client-test.c" "$repo/tests/kernel/client_body.c" \
-        "$repo/devices/nvme/nvme_drv.c" "$static/libvfiokit.a" -ljson-c -luring -lpthread >"$work/gcc.log" 2>&1 &&
-   gcc -static -O2 -Wall -Wextra -o "$share/pci-probe" "$here/pci-probe.c" >>"$work/gcc.log" 2>&1; then
-    ok "vfio-client-test and pci-probe build statically"
-else
-    nok "vfio-client-test and pci-probe build statically"
-    tail_diag "$work/gcc.log" 30
-    exit 1
-fi
+vfk_test_static_programs
 truncate -s 64M "$share/nvme.img"
 
 # ------------------------------------------------------------------ guest

@@ -1,0 +1,79 @@
+# shellcheck shell=sh
+# Guest half of vfio-front-test.sh: vfiokit's nvme (1234:df04) and
+# dma-test (1234:df01), given to this guest by QEMU's vfio-user-pci behind
+# intel-iommu, are taken over by the guest's vfio-pci and driven through
+# vfiokit's kernel transport, then the NVMe controller is re-exported by
+# `vfiokit serve passthrough`.
+# shellcheck source=guest-lib.sh
+. /mnt/guest-lib.sh
+T=/tmp/vfio-client-test
+V=/tmp/vfiokit
+P=/tmp/pci-probe
+cp /mnt/vfio-client-test $T && cp /mnt/vfiokit $V && cp /mnt/pci-probe $P || {
+	nok "copy the test binaries from the share"
+	exit 1
+}
+run() { "$@" || failed=$((failed + 1)); }
+wait_sock() {
+	i=0
+	while [ ! -S "$1" ] && [ $i -lt 300 ]; do
+		usleep 20000
+		i=$((i + 1))
+	done
+	[ -S "$1" ]
+}
+
+nvme=$($P find 1234:df04 | head -n1)
+dt=$($P find 1234:df01 | head -n1)
+note "vfiokit nvme at $nvme, dma-test at $dt"
+[ -n "$nvme" ] && ok "the guest sees vfiokit's nvme" || nok "the guest sees vfiokit's nvme"
+[ -n "$dt" ] && ok "the guest sees vfiokit's dma-test" || nok "the guest sees vfiokit's dma-test"
+n=$(ls /sys/kernel/iommu_groups 2>/dev/null | wc -l)
+if [ "$n" -gt 0 ]; then ok "the IOMMU made $n groups"; else nok "the IOMMU made groups"; fi
+
+# The NVMe driver first: the guest's nvme driver took the controller at
+# boot; the client moves it to vfio-pci (VFK_PCI_OPEN_BIND).
+[ -n "$nvme" ] && run $T nvme-io "$nvme"
+[ -n "$dt" ] && run $T dmatest "$dt"
+
+info_check() { # BDF NAME BARS...
+	b=$1 name=$2
+	shift 2
+	out=$($V info "$b" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q '^kernel VFIO device .*(vfio-type1)'; then
+		ok "vfiokit info $b ($name) exits 0 and describes the kernel VFIO device"
+	else
+		nok "vfiokit info $b ($name) exits 0 and describes the kernel VFIO device (status $rc)"
+		printf '%s\n' "$out" | sed 's/^/VFKTAP # info: /'
+	fi
+	for bar in "$@"; do
+		if printf '%s\n' "$out" | grep -q "^	BAR$bar: "; then ok "vfiokit info shows $name's BAR$bar"; else nok "vfiokit info shows $name's BAR$bar"; fi
+	done
+	info_out=$out
+}
+if [ -n "$nvme" ]; then
+	info_check "$nvme" "vfiokit nvme" 0
+	if printf '%s\n' "$info_out" | grep -q 'msix-mappable'; then ok "vfio-pci offers vfiokit nvme's MSI-X BAR mappable"; else nok "vfio-pci offers vfiokit nvme's MSI-X BAR mappable"; fi
+	if printf '%s\n' "$info_out" | grep -q 'Device 1234:df04'; then ok "vfiokit info reads the nvme's ids through vfio-pci"; else nok "vfiokit info reads the nvme's ids through vfio-pci"; fi
+fi
+[ -n "$dt" ] && info_check "$dt" "vfiokit dma-test" 0 2 4 5
+
+# vfiokit serve passthrough re-exports the vfio-pci-bound controller.
+if [ -n "$nvme" ]; then
+	$V serve passthrough --device "$nvme" --socket /tmp/pt.sock 2>/tmp/pt.log &
+	pt=$!
+	if wait_sock /tmp/pt.sock; then
+		ok "vfiokit serve passthrough re-exports vfiokit's nvme"
+		run $T nvme-io-socket /tmp/pt.sock
+	else
+		nok "vfiokit serve passthrough re-exports vfiokit's nvme"
+	fi
+	kill -TERM $pt 2>/dev/null
+	wait $pt
+	rc=$?
+	sed 's/^/VFKTAP # server: /' /tmp/pt.log
+	if [ $rc -eq 0 ]; then ok "passthrough server exits 0"; else nok "passthrough server exits 0 (status $rc)"; fi
+	if grep -q 'error:' /tmp/pt.log; then nok "passthrough server logged no error"; else ok "passthrough server logged no error"; fi
+fi
+vfk_done
