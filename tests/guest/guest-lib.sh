@@ -21,6 +21,37 @@ eq() { # WHAT GOT WANT
 		nok "$1: got '$2', want '$3'"
 	fi
 }
+# The kernel VFIO tests' helpers: run a test binary (a non-zero status is
+# one more failure; it prints its own checks), wait for a socket, and check
+# `vfiokit info BDF` ($V) on a kernel-bound device: it must succeed and
+# show the BARs named (its output stays in $info_out).
+run() {
+	"$@" || failed=$((failed + 1))
+}
+wait_sock() {
+	i=0
+	while [ ! -S "$1" ] && [ $i -lt 300 ]; do
+		usleep 20000
+		i=$((i + 1))
+	done
+	[ -S "$1" ]
+}
+info_check() { # BDF NAME BARS...
+	b=$1 name=$2
+	shift 2
+	out=$($V info "$b" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q '^kernel VFIO device .*(vfio-type1)'; then
+		ok "vfiokit info $b ($name) exits 0 and describes the kernel VFIO device"
+	else
+		nok "vfiokit info $b ($name) exits 0 and describes the kernel VFIO device (status $rc)"
+		printf '%s\n' "$out" | sed 's/^/VFKTAP # info: /'
+	fi
+	for bar in "$@"; do
+		if printf '%s\n' "$out" | grep -q "^	BAR$bar: "; then ok "vfiokit info shows $name's BAR$bar"; else nok "vfiokit info shows $name's BAR$bar"; fi
+	done
+	info_out=$out
+}
 vfk_done() {
 	echo "VFKTAP done"
 	exit $((failed ? 1 : 0))

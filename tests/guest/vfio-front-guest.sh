@@ -13,15 +13,6 @@ cp /mnt/vfio-client-test $T && cp /mnt/vfiokit $V && cp /mnt/pci-probe $P || {
 	nok "copy the test binaries from the share"
 	exit 1
 }
-run() { "$@" || failed=$((failed + 1)); }
-wait_sock() {
-	i=0
-	while [ ! -S "$1" ] && [ $i -lt 300 ]; do
-		usleep 20000
-		i=$((i + 1))
-	done
-	[ -S "$1" ]
-}
 
 nvme=$($P find 1234:df04 | head -n1)
 dt=$($P find 1234:df01 | head -n1)
@@ -36,22 +27,6 @@ if [ "$n" -gt 0 ]; then ok "the IOMMU made $n groups"; else nok "the IOMMU made 
 [ -n "$nvme" ] && run $T nvme-io "$nvme"
 [ -n "$dt" ] && run $T dmatest "$dt"
 
-info_check() { # BDF NAME BARS...
-	b=$1 name=$2
-	shift 2
-	out=$($V info "$b" 2>&1)
-	rc=$?
-	if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q '^kernel VFIO device .*(vfio-type1)'; then
-		ok "vfiokit info $b ($name) exits 0 and describes the kernel VFIO device"
-	else
-		nok "vfiokit info $b ($name) exits 0 and describes the kernel VFIO device (status $rc)"
-		printf '%s\n' "$out" | sed 's/^/VFKTAP # info: /'
-	fi
-	for bar in "$@"; do
-		if printf '%s\n' "$out" | grep -q "^	BAR$bar: "; then ok "vfiokit info shows $name's BAR$bar"; else nok "vfiokit info shows $name's BAR$bar"; fi
-	done
-	info_out=$out
-}
 if [ -n "$nvme" ]; then
 	info_check "$nvme" "vfiokit nvme" 0
 	if printf '%s\n' "$info_out" | grep -q 'msix-mappable'; then ok "vfio-pci offers vfiokit nvme's MSI-X BAR mappable"; else nok "vfio-pci offers vfiokit nvme's MSI-X BAR mappable"; fi
