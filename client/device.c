@@ -833,7 +833,10 @@ static int iova_load(struct vfk_device *d)
 			n = CLIENT_MAX_IOVA_RANGES;
 		}
 	} else {
-		d->ranges[0].start = 1ull << 32;
+		/* A transport without IOMMU restrictions (vfio-user): every
+		 * IOVA but 0, so that vfk_device_dma_limit() can keep a
+		 * narrow device's buffers under its mask. */
+		d->ranges[0].start = 0;
 		d->ranges[0].last = UINT64_MAX;
 		n = 1;
 	}

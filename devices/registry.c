@@ -11,19 +11,14 @@
 
 static int dma_test_new(const struct vfk_model_opts *o, struct vfk_dev **out)
 {
-	struct dma_test_opts d = { .page_size = o->page_size,
-				   .disabled_access = o->disabled_access,
-				   .dma_mask_bits = o->dma_mask_bits };
+	struct dma_test_opts d = { .page_size = o->page_size, .policy = o->policy };
 
 	return dma_test_create(&d, out);
 }
 
 static int subpage_new(const struct vfk_model_opts *o, struct vfk_dev **out)
 {
-	struct subpage_opts s = { .page_size = o->page_size,
-				  .msix_mappable = o->msix_mappable,
-				  .swap_on_disable = o->swap_on_disable,
-				  .disabled_access = o->disabled_access };
+	struct subpage_opts s = { .page_size = o->page_size, .policy = o->policy };
 
 	return subpage_create(&s, out);
 }
@@ -31,7 +26,7 @@ static int subpage_new(const struct vfk_model_opts *o, struct vfk_dev **out)
 static int devmem_new(const struct vfk_model_opts *o, struct vfk_dev **out)
 {
 	struct devmem_opts d = { .backing = o->backing, .page_size = o->page_size,
-				 .disabled_access = o->disabled_access };
+				 .policy = o->policy };
 
 	return devmem_create(&d, out);
 }
@@ -39,8 +34,7 @@ static int devmem_new(const struct vfk_model_opts *o, struct vfk_dev **out)
 static int nvme_new(const struct vfk_model_opts *o, struct vfk_dev **out)
 {
 	struct nvme_opts n = { .backing = o->backing, .ram_size = o->size,
-			       .page_size = o->page_size,
-			       .disabled_access = o->disabled_access,
+			       .page_size = o->page_size, .policy = o->policy,
 			       .poll_us = o->poll_us_set ? o->poll_us : NVME_DEFAULT_POLL_US,
 			       .trap_doorbells = o->trap_doorbells };
 
@@ -63,15 +57,20 @@ static int passthrough_new(const struct vfk_model_opts *o, struct vfk_dev **out)
 
 static const struct vfk_model models[] = {
 	{ "dma-test", "memcpy engine with MSI-X/MSI/INTx and every BAR flavour",
-	  dma_test_new, dma_test_destroy },
+	  VFK_OPT_DEVICE_WIDE | VFK_OPT_MSIX, dma_test_new, dma_test_destroy },
 	{ "subpage", "sub-page BARs and an MSI-X table sharing a page (64K-page layouts)",
-	  subpage_new, subpage_destroy },
+	  VFK_OPT_DEVICE_WIDE | VFK_OPT_MSIX, subpage_new, subpage_destroy },
 	{ "devmem", "device memory in emulated prefetchable BARs (nvgrace-gpu style)",
-	  devmem_new, devmem_destroy },
+	  VFK_OPT_DEVICE_WIDE | VFK_OPT_BACKING, devmem_new, devmem_destroy },
+	/* No --revoke-on-disable: its I/O thread reads the doorbell page
+	 * itself, which the contents swap would fill with all-ones. */
 	{ "nvme", "NVMe 1.4 controller: --backing FILE/BLOCKDEV or a memory namespace (--size)",
+	  (VFK_OPT_DEVICE_WIDE & ~VFK_OPT_REVOKE) | VFK_OPT_MSIX | VFK_OPT_BACKING | VFK_OPT_SIZE |
+		  VFK_OPT_POLL_US | VFK_OPT_TRAP_DOORBELLS,
 	  nvme_new, nvme_destroy },
+	/* The kernel decides the rest of a passed-through device. */
 	{ "passthrough", "a kernel VFIO device (vfio-pci) re-exported: --device BDF",
-	  passthrough_new, passthrough_destroy },
+	  VFK_OPT_DEVICE, passthrough_new, passthrough_destroy },
 };
 
 const struct vfk_model *vfk_model_find(const char *name)

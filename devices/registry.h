@@ -9,14 +9,33 @@
 
 #include "vfiokit/server.h"
 
-/* Options every model understands (each ignores what does not apply). */
+/*
+ * The options of `vfiokit serve`, one bit each, for saying which a model
+ * takes: the CLI refuses the others with a clear error instead of letting
+ * a model ignore them.  The device-wide ones (page size, decoding-off
+ * policy, MSI-X layout, revoke-on-disable, DMA mask) are library features
+ * that every emulated model gets through its vfk_dev_policy.
+ */
+enum vfk_model_opt {
+	VFK_OPT_PAGE_SIZE = 1u << 0,
+	VFK_OPT_DISABLED_ACCESS = 1u << 1,
+	VFK_OPT_MSIX = 1u << 2,         /* only models with MSI-X */
+	VFK_OPT_REVOKE = 1u << 3,
+	VFK_OPT_DMA_MASK = 1u << 4,
+	VFK_OPT_BACKING = 1u << 5,
+	VFK_OPT_SIZE = 1u << 6,
+	VFK_OPT_POLL_US = 1u << 7,
+	VFK_OPT_TRAP_DOORBELLS = 1u << 8,
+	VFK_OPT_DEVICE = 1u << 9,       /* --device, --iommu, --bind */
+};
+#define VFK_OPT_DEVICE_WIDE \
+	(VFK_OPT_PAGE_SIZE | VFK_OPT_DISABLED_ACCESS | VFK_OPT_REVOKE | VFK_OPT_DMA_MASK)
+
+/* The option values; a model reads only those it takes. */
 struct vfk_model_opts {
 	size_t page_size;     /* host page size to assume; 0: the real one */
-	enum vfk_disabled_access disabled_access; /* decoding-off policy */
+	struct vfk_dev_policy policy; /* the device-wide choices */
 	const char *backing;  /* backing file or block device, or NULL */
-	bool msix_mappable;   /* offer MSI-X BARs whole (MSIX_MAPPABLE) */
-	bool swap_on_disable; /* stop honouring mappings while decoding is off */
-	unsigned dma_mask_bits; /* the device's DMA address width; 0: 64 */
 	uint64_t size;        /* bytes of a memory-backed store; 0: default */
 	unsigned poll_us;     /* busy-poll window of I/O threads ... */
 	bool poll_us_set;     /* ... when set; else the model's default */
@@ -31,6 +50,7 @@ struct vfk_model_opts {
 struct vfk_model {
 	const char *name;     /* as given to `vfiokit serve` */
 	const char *summary;  /* one line for --help */
+	unsigned takes;       /* enum vfk_model_opt bits */
 	int (*create)(const struct vfk_model_opts *o, struct vfk_dev **out);
 	void (*destroy)(struct vfk_dev *dev);
 };

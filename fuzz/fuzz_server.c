@@ -934,7 +934,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fds_before = count_fds();
 	if (cfg1 & SF_PAGE_64K)
 		dopts.page_size = 65536;
-	dopts.disabled_access = (cfg0 & SF_ALL_ONES) ? VFK_DISABLED_ALL_ONES
+	dopts.policy.disabled_access = (cfg0 & SF_ALL_ONES) ? VFK_DISABLED_ALL_ONES
 						     : VFK_DISABLED_EIO;
 	CHECK(dma_test_create(&dopts, &dev) == 0);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/fs.h>
+#include <linux/pci_regs.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -163,6 +164,7 @@ int vfk_dev_create(const struct vfk_dev_ops *ops, void *user,
 	dev->irq_active = -1;
 	dev->intx_unmask_fd = -1;
 	dev->dma_mask_bits = 64;
+	dev->dma_limit = UINT64_MAX;
 	dev->pool_size = 1u << 20;
 	pthread_mutex_init(&dev->irq_lock, NULL);
 	pthread_mutex_init(&dev->pool_lock, NULL);
@@ -363,12 +365,65 @@ int vfk_dev_set_memory_bar(struct vfk_dev *dev, unsigned bar,
 		.map_attrs = map_attrs });
 }
 
-int vfk_dev_set_msix_mappable(struct vfk_dev *dev, bool mappable)
+int vfk_dev_set_msix_layout(struct vfk_dev *dev, enum vfk_msix_layout layout)
 {
 	if (dev->realized)
 		return -EBUSY;
-	dev->msix_mappable = mappable;
+	if (layout != VFK_MSIX_MAPPABLE && layout != VFK_MSIX_TRAPPED &&
+	    layout != VFK_MSIX_RELOCATED)
+		return -EINVAL;
+	dev->msix_layout = layout;
 	return 0;
+}
+
+int vfk_dev_set_policy(struct vfk_dev *dev, const struct vfk_dev_policy *p)
+{
+	unsigned bits = p->dma_mask_bits ? p->dma_mask_bits : 64;
+
+	if (dev->realized)
+		return -EBUSY;
+	if ((p->disabled_access != VFK_DISABLED_EIO &&
+	     p->disabled_access != VFK_DISABLED_ALL_ONES) ||
+	    (p->msix != VFK_MSIX_MAPPABLE && p->msix != VFK_MSIX_TRAPPED &&
+	     p->msix != VFK_MSIX_RELOCATED) ||
+	    bits < 32 || bits > 64)
+		return -EINVAL;
+	dev->disabled_access = p->disabled_access;
+	dev->msix_layout = p->msix;
+	dev->revoke_on_disable = p->revoke_on_disable;
+	return vfk_dev_set_dma_mask(dev, bits);
+}
+
+/*
+ * MSI-X relocation: the table at 0 and the PBA after it, page-aligned, in
+ * the first free BAR slot, a 32-bit memory BAR of at least a page that
+ * the library serves alone (QEMU's x-msix-relocation lays it out the same
+ * way).  The capability's BIR and offsets follow.
+ */
+static int msix_relocate(struct vfk_dev *dev)
+{
+	uint64_t tlen = (uint64_t)dev->msix_nvec * 16, plen = ((dev->msix_nvec + 63) / 64) * 8;
+	uint64_t pba = (tlen + 4095) & ~4095ull, size = dev->page_size;
+	unsigned bar;
+
+	for (bar = 0; bar < MAX_BARS; bar++)
+		if (!dev->bars[bar].present && !dev->bars[bar].upper)
+			break;
+	if (bar == MAX_BARS)
+		return -ENOSPC;
+	while (size < pba + plen)
+		size <<= 1;
+	memset(&dev->bars[bar], 0, sizeof(dev->bars[bar]));
+	dev->bars[bar].present = true;
+	dev->bars[bar].msix_only = true;
+	dev->bars[bar].size = size;
+	dev->bars[bar].flags = VFK_BAR_MEM32;
+	dev->msix_table_bar = dev->msix_pba_bar = bar;
+	dev->msix_table_off = 0;
+	dev->msix_pba_off = (uint32_t)pba;
+	put32(dev->cfg + dev->msix_off + PCI_MSIX_TABLE, bar);
+	put32(dev->cfg + dev->msix_off + PCI_MSIX_PBA, (uint32_t)pba | bar);
+	return 0; /* the BAR register is written with the others at realize */
 }
 
 void *vfk_bar_mem(struct vfk_dev *dev, unsigned bar)
@@ -546,9 +601,11 @@ int vfk_dev_realize(struct vfk_dev *dev)
 			return -EINVAL;
 		if (tb->nr_trapped >= MAX_TRAPPED || pb->nr_trapped >= MAX_TRAPPED)
 			return -E2BIG;
-		/* Hidden from mappings (unless the model declared the table
-		 * mappable); served by the library either way. */
-		if (!dev->msix_mappable) {
+		if (dev->msix_layout == VFK_MSIX_RELOCATED && (rc = msix_relocate(dev)))
+			return rc;
+		/* Hidden from mappings in the trapped layout; served by the
+		 * library in every layout. */
+		if (dev->msix_layout == VFK_MSIX_TRAPPED) {
 			tb->trapped[tb->nr_trapped].offset = dev->msix_table_off;
 			tb->trapped[tb->nr_trapped++].size = tlen;
 			pb->trapped[pb->nr_trapped].offset = dev->msix_pba_off;
@@ -558,6 +615,8 @@ int vfk_dev_realize(struct vfk_dev *dev)
 	for (unsigned i = 0; i < MAX_BARS; i++) {
 		struct bar_state *b = &dev->bars[i];
 
+		if (dev->revoke_on_disable && b->present && b->shm && !(b->flags & VFK_BAR_IO))
+			b->flags |= VFK_BAR_SWAP_ON_DISABLE;
 		if (b->present && (b->flags & VFK_BAR_SWAP_ON_DISABLE)) {
 			b->saved = malloc(b->backed_size);
 			if (!b->saved)

@@ -525,6 +525,8 @@ static int translate(struct vfk_dev *dev, uint64_t iova, uint64_t len, uint32_t 
 		return -EFAULT;
 	if (prot == 0 || (prot & ~(VFK_PROT_READ | VFK_PROT_WRITE)))
 		return -EINVAL;
+	if (iova + len - 1 > dev->dma_limit)
+		return -EFAULT; /* past the device's address width: a master abort */
 	pthread_rwlock_rdlock(&t->lock);
 	do {
 		struct dma_win *w = lookup(t, cur, &hint);
@@ -592,7 +594,7 @@ static int dma_copy(struct vfk_dev *dev, bool write, uint64_t iova, void *buf,
 
 	if (len == 0)
 		return 0;
-	if (end < iova && end != 0)
+	if ((end < iova && end != 0) || iova + len - 1 > dev->dma_limit)
 		return -EFAULT;
 	pthread_rwlock_rdlock(&t->lock);
 	rc = check_range(t, iova, len, prot, &hint, &has_msg);

@@ -54,6 +54,7 @@ int vfk_dev_set_dma_mask(struct vfk_dev *dev, unsigned bits)
 	if (bits < 32 || bits > 64)
 		return -EINVAL;
 	dev->dma_mask_bits = bits;
+	dev->dma_limit = bits == 64 ? UINT64_MAX : (1ull << bits) - 1;
 	return 0;
 }
 
@@ -75,12 +76,6 @@ int vfk_dev_set_dma_coherency(struct vfk_dev *dev,
 	dev->coh = ops;
 	dev->coh_user = user;
 	return 0;
-}
-
-static uint64_t dma_mask(struct vfk_dev *dev)
-{
-	return dev->dma_mask_bits >= 64 ? UINT64_MAX
-					: (1ull << dev->dma_mask_bits) - 1;
 }
 
 static int pool_alloc(struct vfk_dev *dev, size_t len, uint32_t *slot)
@@ -162,7 +157,10 @@ int vfk_dma_map_buf(struct vfk_dev *dev, uint64_t iova, size_t len,
 		n = dma_check(dev, iova, len, dir_prot(dir));
 	if (n < 0)
 		return n;
-	bounce = !(n == 1 && sg[0].host && iova + len - 1 <= dma_mask(dev));
+	/* Past the device's mask translation already failed (-EFAULT): no
+	 * hardware can reach there, and bouncing for a narrow mask is the
+	 * driver's job (swiotlb), on the client's side. */
+	bounce = !(n == 1 && sg[0].host);
 	if (!bounce) {
 		host = sg[0].host; /* the engine works on client memory */
 	} else {

@@ -31,6 +31,7 @@ struct vfk_shm {
 struct bar_state {
 	bool present;       /* this slot holds a BAR (the lower one for 64-bit) */
 	bool upper;         /* upper half of a 64-bit BAR: no region */
+	bool msix_only;     /* made by MSI-X relocation: the library's alone */
 	uint64_t size;
 	uint32_t flags;     /* VFK_BAR_* */
 	struct vfk_shm *shm;
@@ -146,12 +147,14 @@ struct vfk_dev {
 	unsigned intx_unmask_gen;  /* changes whenever intx_unmask_fd does */
 	uint32_t msi_pending;      /* MSI pending bits without the capability */
 
-	bool msix_mappable;        /* VFIO_REGION_INFO_CAP_MSIX_MAPPABLE */
+	enum vfk_msix_layout msix_layout;
+	bool revoke_on_disable;    /* SWAP_ON_DISABLE on every shm BAR */
 	uint16_t af_off;
 
 	struct dma_table dma;
 	/* Streaming DMA: mask, bounce pool (page-granular slots), hooks. */
 	unsigned dma_mask_bits;
+	uint64_t dma_limit;         /* highest address the device can emit */
 	size_t pool_size;
 	uint8_t *pool;
 	uint8_t *pool_used;         /* one byte per pool page: 1 if in use */

@@ -61,6 +61,10 @@ static enum seg_kind classify(struct vfk_dev *dev, unsigned bar, uint64_t off,
 		if (off < r->offset && r->offset < lim)
 			lim = r->offset;
 	}
+	if (b->msix_only) {
+		*end = lim; /* between or after the relocated table and PBA */
+		return SEG_PAD;
+	}
 	if (b->shm && off >= b->backed_size) {
 		*end = lim; /* past the device memory: padding up to the BAR size */
 		return SEG_PAD;
@@ -196,7 +200,7 @@ static int describe(struct vfk_dev *dev, uint32_t index, struct region_desc *d)
 		d->bar = b;
 		d->size = b->size;
 		d->flags = VFK_REGION_FLAG_READ | VFK_REGION_FLAG_WRITE;
-		d->msix_mappable = dev->msix_mappable && dev->msix_nvec &&
+		d->msix_mappable = dev->msix_layout == VFK_MSIX_MAPPABLE && dev->msix_nvec &&
 				   index == dev->msix_table_bar && b->nr_areas;
 		if (b->nr_areas) {
 			d->flags |= VFK_REGION_FLAG_MMAP;

@@ -54,8 +54,13 @@ static void serve_usage(FILE *f)
 		"  --disabled-access P   BAR access with decoding off: 'eio' (vfio-pci,\n"
 		"                        default) or 'ones' (all-ones reads, dropped writes)\n"
 		"  --backing PATH        backing file for models that store data\n"
-		"  --msix-mappable       offer MSI-X BARs whole for mapping (Linux's\n"
-		"                        MSIX_MAPPABLE; interrupts still via SET_IRQS)\n"
+		"  --msix LAYOUT         where the MSI-X table is for a mapping client:\n"
+		"                        'mappable' (default, vfio-pci since Linux 4.16:\n"
+		"                        the BAR offered whole with MSIX_MAPPABLE),\n"
+		"                        'trapped' (vfio-pci before 4.16: the table's\n"
+		"                        pages never mapped) or 'relocated' (table and\n"
+		"                        PBA in a BAR of their own, as QEMU's\n"
+		"                        x-msix-relocation); models with MSI-X\n"
 		"  --revoke-on-disable   while memory decoding is off, shared-memory BARs\n"
 		"                        show all-ones and discard writes made through\n"
 		"                        a client's mapping\n"
@@ -71,6 +76,9 @@ static void serve_usage(FILE *f)
 		"                        when the kernel has it, else type1)\n"
 		"  --bind                passthrough: bind the function to vfio-pci first\n"
 		"  --once                exit when the first client disconnects\n"
+		"\n"
+		"--page-size, --disabled-access, --revoke-on-disable and --dma-mask apply\n"
+		"to every emulated model; an option a model cannot take is refused.\n"
 		"  -v, --verbose         log every message\n"
 		"  -q, --quiet           log errors only\n"
 		"\nmodels:\n");
@@ -87,7 +95,7 @@ int cmd_serve(int argc, char **argv)
 		{ "page-size", required_argument, NULL, 'p' },
 		{ "disabled-access", required_argument, NULL, 'd' },
 		{ "backing", required_argument, NULL, 'b' },
-		{ "msix-mappable", no_argument, NULL, 'm' },
+		{ "msix", required_argument, NULL, 'm' },
 		{ "revoke-on-disable", no_argument, NULL, 'r' },
 		{ "dma-mask", required_argument, NULL, 'k' },
 		{ "size", required_argument, NULL, 'z' },
@@ -109,12 +117,27 @@ int cmd_serve(int argc, char **argv)
 	const char *path = NULL;
 	struct vfk_dev *dev = NULL;
 	struct sigaction sa;
-	int fd = -1, c, rc;
+	unsigned given = 0; /* enum vfk_model_opt bits of the options used */
+	const char *given_name[16] = { 0 };
+	int fd = -1, c, rc, li = -1;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "vqh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "vqh", lo, &li)) != -1) {
+		static const struct { int c; unsigned bit; } bits[] = {
+			{ 'p', VFK_OPT_PAGE_SIZE }, { 'd', VFK_OPT_DISABLED_ACCESS },
+			{ 'm', VFK_OPT_MSIX }, { 'r', VFK_OPT_REVOKE }, { 'k', VFK_OPT_DMA_MASK },
+			{ 'b', VFK_OPT_BACKING }, { 'z', VFK_OPT_SIZE }, { 'u', VFK_OPT_POLL_US },
+			{ 't', VFK_OPT_TRAP_DOORBELLS }, { 'D', VFK_OPT_DEVICE },
+			{ 'I', VFK_OPT_DEVICE }, { 'B', VFK_OPT_DEVICE },
+		};
 		char *end;
 
+		for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+			if (bits[i].c == c) {
+				given |= bits[i].bit;
+				given_name[__builtin_ctz(bits[i].bit)] = li >= 0 ? lo[li].name : "?";
+			}
+		}
 		switch (c) {
 		case 's':
 			path = optarg;
@@ -136,9 +159,9 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'd':
 			if (!strcmp(optarg, "eio")) {
-				mo.disabled_access = VFK_DISABLED_EIO;
+				mo.policy.disabled_access = VFK_DISABLED_EIO;
 			} else if (!strcmp(optarg, "ones")) {
-				mo.disabled_access = VFK_DISABLED_ALL_ONES;
+				mo.policy.disabled_access = VFK_DISABLED_ALL_ONES;
 			} else {
 				fprintf(stderr, "vfiokit serve: --disabled-access is 'eio' or 'ones'\n");
 				return 2;
@@ -148,14 +171,23 @@ int cmd_serve(int argc, char **argv)
 			mo.backing = optarg;
 			break;
 		case 'm':
-			mo.msix_mappable = true;
+			if (!strcmp(optarg, "mappable")) {
+				mo.policy.msix = VFK_MSIX_MAPPABLE;
+			} else if (!strcmp(optarg, "trapped")) {
+				mo.policy.msix = VFK_MSIX_TRAPPED;
+			} else if (!strcmp(optarg, "relocated")) {
+				mo.policy.msix = VFK_MSIX_RELOCATED;
+			} else {
+				fprintf(stderr, "vfiokit serve: --msix is 'mappable', 'trapped' or 'relocated'\n");
+				return 2;
+			}
 			break;
 		case 'r':
-			mo.swap_on_disable = true;
+			mo.policy.revoke_on_disable = true;
 			break;
 		case 'k':
-			mo.dma_mask_bits = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || mo.dma_mask_bits < 32 || mo.dma_mask_bits > 64) {
+			mo.policy.dma_mask_bits = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || mo.policy.dma_mask_bits < 32 || mo.policy.dma_mask_bits > 64) {
 				fprintf(stderr, "vfiokit serve: --dma-mask is 32..64\n");
 				return 2;
 			}
@@ -227,6 +259,15 @@ int cmd_serve(int argc, char **argv)
 		serve_usage(stderr);
 		return 2;
 	}
+	if (given & ~model->takes) {
+		unsigned bit = given & ~model->takes;
+
+		fprintf(stderr, "vfiokit serve: --%s does not apply to model %s%s\n",
+			given_name[__builtin_ctz(bit)], model->name,
+			(bit & VFK_OPT_MSIX) && (model->takes & VFK_OPT_DEVICE_WIDE)
+				? " (it has no MSI-X)" : "");
+		return 2;
+	}
 	if ((path == NULL) == (fd < 0)) {
 		fprintf(stderr, "vfiokit serve: give exactly one of --socket and --fd\n");
 		return 2;
@@ -236,8 +277,10 @@ int cmd_serve(int argc, char **argv)
 	mo.log_user = "";
 	rc = model->create(&mo, &dev);
 	if (rc) {
-		fprintf(stderr, "vfiokit serve: cannot create %s: %s\n", model->name,
-			vfk_strerror(rc));
+		fprintf(stderr, "vfiokit serve: cannot create %s: %s%s\n", model->name,
+			vfk_strerror(rc),
+			rc == -ENOSPC && mo.policy.msix == VFK_MSIX_RELOCATED
+				? " (no free BAR slot for the relocated MSI-X table)" : "");
 		return 1;
 	}
 	rc = vfk_server_create(dev, &so, &g_srv);

@@ -90,7 +90,7 @@ int devmem_create(const struct devmem_opts *o, struct vfk_dev **out)
 	if (o->page_size && (rc = vfk_dev_set_page_size(dev, o->page_size)))
 		goto fail;
 	if ((rc = vfk_pci_set_id(dev, &id)) ||
-	    (rc = vfk_dev_set_disabled_access(dev, o->disabled_access)))
+	    (rc = vfk_dev_set_policy(dev, &o->policy)))
 		goto fail;
 	rc = o->backing ? open_backing(o->backing, DEVMEM_USEMEM_LEN, &m->usemem)
 			: vfk_shm_create(DEVMEM_USEMEM_LEN, "devmem-usemem", &m->usemem);

@@ -28,7 +28,7 @@
 struct devmem_opts {
 	const char *backing; /* file for usemem (grown to its length), or NULL */
 	size_t page_size;    /* host page size to assume; 0: the real one */
-	enum vfk_disabled_access disabled_access; /* decoding-off policy */
+	struct vfk_dev_policy policy; /* device-wide choices (server.h) */
 };
 
 /* Create a devmem device, not yet served (`o` NULL: memfd-backed). */

@@ -255,9 +255,7 @@ int dma_test_create(const struct dma_test_opts *o, struct vfk_dev **out)
 	if (o->page_size && (rc = vfk_dev_set_page_size(dev, o->page_size)))
 		goto fail;
 	page = o->page_size ? o->page_size : (size_t)sysconf(_SC_PAGESIZE);
-	if ((rc = vfk_dev_set_disabled_access(dev, o->disabled_access)) ||
-	    (rc = vfk_pci_set_id(dev, &id)) ||
-	    (o->dma_mask_bits && (rc = vfk_dev_set_dma_mask(dev, o->dma_mask_bits))))
+	if ((rc = vfk_dev_set_policy(dev, &o->policy)) || (rc = vfk_pci_set_id(dev, &id)))
 		goto fail;
 
 	rc = vfk_dev_set_bar(dev, 0, &(struct vfk_bar_desc){ .size = 4096 });

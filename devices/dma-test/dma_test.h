@@ -69,8 +69,7 @@
 /* Options of the model. */
 struct dma_test_opts {
 	size_t page_size; /* host page size to assume; 0: the real one */
-	enum vfk_disabled_access disabled_access; /* decoding-off policy */
-	unsigned dma_mask_bits; /* the engine's address width; 0: 64 */
+	struct vfk_dev_policy policy; /* device-wide choices (server.h) */
 };
 
 /* Create a dma-test device (not yet served). */

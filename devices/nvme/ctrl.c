@@ -457,8 +457,7 @@ int nvme_create(const struct nvme_opts *o, struct vfk_dev **out)
 		goto fail;
 	if (o->page_size && (rc = vfk_dev_set_page_size(dev, o->page_size)))
 		goto fail_dev;
-	if ((rc = vfk_dev_set_disabled_access(dev, o->disabled_access)) ||
-	    (rc = vfk_pci_set_id(dev, &id)))
+	if ((rc = vfk_dev_set_policy(dev, &o->policy)) || (rc = vfk_pci_set_id(dev, &id)))
 		goto fail_dev;
 	rc = vfk_dev_set_bar(dev, 0, &(struct vfk_bar_desc){
 		.size = NVME_BAR0_SIZE, .flags = VFK_BAR_MEM64, .shm = c->bar0,

@@ -37,7 +37,7 @@ struct nvme_opts {
 	const char *backing;   /* file or block device; NULL: memory */
 	uint64_t ram_size;     /* bytes of the memory namespace; 0: default */
 	size_t page_size;      /* host page size to assume; 0: the real one */
-	enum vfk_disabled_access disabled_access; /* decoding-off policy */
+	struct vfk_dev_policy policy; /* device-wide choices (server.h) */
 	unsigned poll_us;      /* busy-poll window after the last work (0: go
 				* to sleep at once; UINT32_MAX: never sleep) */
 	bool trap_doorbells;   /* doorbells by message: event-driven wake-ups */

@@ -73,14 +73,12 @@ int subpage_create(const struct subpage_opts *o, struct vfk_dev **out)
 		.revision = 1,
 	};
 	struct subpage_opts defaults = { 0 };
-	uint32_t swap;
 	struct subpage *s;
 	struct vfk_dev *dev = NULL;
 	int rc;
 
 	if (!o)
 		o = &defaults;
-	swap = o->swap_on_disable ? VFK_BAR_SWAP_ON_DISABLE : 0;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -89,8 +87,7 @@ int subpage_create(const struct subpage_opts *o, struct vfk_dev **out)
 	if (o->page_size && (rc = vfk_dev_set_page_size(dev, o->page_size)))
 		goto fail;
 	if ((rc = vfk_pci_set_id(dev, &id)) ||
-	    (rc = vfk_dev_set_disabled_access(dev, o->disabled_access)) ||
-	    (rc = vfk_dev_set_msix_mappable(dev, o->msix_mappable)))
+	    (rc = vfk_dev_set_policy(dev, &o->policy)))
 		goto fail;
 	/* One aperture holds BAR0-3, as one device's MMIO window on the host
 	 * would; a 64K host page then spans all of them. */
@@ -98,14 +95,12 @@ int subpage_create(const struct subpage_opts *o, struct vfk_dev **out)
 		goto fail;
 	for (unsigned i = 0; i < 3; i++) {
 		rc = vfk_dev_set_bar(dev, i, &(struct vfk_bar_desc){
-			.size = 256, .flags = swap, .shm = s->aperture,
-			.shm_offset = 0x1000u * i });
+			.size = 256, .shm = s->aperture, .shm_offset = 0x1000u * i });
 		if (rc)
 			goto fail;
 	}
 	rc = vfk_dev_set_bar(dev, 3, &(struct vfk_bar_desc){
-		.size = 256, .flags = swap, .shm = s->aperture,
-		.shm_offset = SUBPAGE_BAR3_OFFSET });
+		.size = 256, .shm = s->aperture, .shm_offset = SUBPAGE_BAR3_OFFSET });
 	if (rc)
 		goto fail;
 	/* BAR4 gets memory of its own, a page of the assumed size at least,
@@ -115,7 +110,7 @@ int subpage_create(const struct subpage_opts *o, struct vfk_dev **out)
 	if (rc)
 		goto fail;
 	if ((rc = vfk_dev_set_bar(dev, 4, &(struct vfk_bar_desc){
-		     .size = 0x2000, .flags = swap, .shm = s->regs })) ||
+		     .size = 0x2000, .shm = s->regs })) ||
 	    (rc = vfk_dev_set_bar(dev, 5, &(struct vfk_bar_desc){ .size = 4096 })) ||
 	    (rc = vfk_pci_add_pm(dev)) ||
 	    (rc = vfk_pci_add_msix(dev, 4, 4, 0x1000, 4, 0x1800)) ||

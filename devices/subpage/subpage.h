@@ -11,10 +11,12 @@
  * BAR3: 256 bytes at 0x3100 of the same aperture: not page-aligned, never
  *   mappable; its in-page offset (0x100) is reported.
  * BAR4: 8 KiB of registers (shared memory) with the 4-vector MSI-X table at
- *   0x1000 and the PBA at 0x1800: with 4K pages the register page can be
- *   mapped; with 64K pages the table's page is the whole BAR, so only the
- *   MSI-X-mappable option (Linux's VFIO_REGION_INFO_CAP_MSIX_MAPPABLE)
- *   gives the client a mapping.
+ *   0x1000 and the PBA at 0x1800.  In the default MSI-X layout (Linux's
+ *   VFIO_REGION_INFO_CAP_MSIX_MAPPABLE) BAR4 is offered whole at every page
+ *   size; in the trapped layout (vfio-pci before 4.16) only the register
+ *   page with 4K pages, and nothing with 64K pages, where the table's page
+ *   is the whole BAR.  Every BAR slot is taken, so MSI-X relocation is
+ *   refused (-ENOSPC).
  * BAR5: 4 KiB of trapped registers: 0x0 id, 0x4 scratch.
  */
 #ifndef VFK_SUBPAGE_H
@@ -32,9 +34,7 @@
 
 struct subpage_opts {
 	size_t page_size;     /* host page size to assume; 0: the real one */
-	bool msix_mappable;   /* offer BAR4 whole, table included */
-	bool swap_on_disable; /* VFK_BAR_SWAP_ON_DISABLE on the shm BARs */
-	enum vfk_disabled_access disabled_access; /* decoding-off policy */
+	struct vfk_dev_policy policy; /* device-wide choices (server.h) */
 };
 
 /* Create a subpage device, not yet served (`o` NULL: all defaults). */

@@ -274,15 +274,32 @@ int vfk_dev_set_memory_bar(struct vfk_dev *dev, unsigned bar,
 void *vfk_bar_mem(struct vfk_dev *dev, unsigned bar);
 
 /*
- * Offer the whole MSI-X BAR for mapping, as Linux's
- * VFIO_REGION_INFO_CAP_MSIX_MAPPABLE does: for platforms whose interrupt
- * remapping isolates the device, so that a client gains a mapping of the
- * registers that share the table's page.  The table and PBA are still
- * emulated for accesses by message, interrupts are still configured with
- * SET_IRQS, and what a client writes through the mapping over the table
- * lands in the BAR's memory without effect.  Before realize.
+ * Where the MSI-X table and PBA sit for a client that maps BARs.  The
+ * table and PBA are emulated by the library for accesses by message in
+ * every layout, and interrupts are configured with SET_IRQS.
  */
-int vfk_dev_set_msix_mappable(struct vfk_dev *dev, bool mappable);
+enum vfk_msix_layout {
+	/* The default, as Linux's vfio-pci since 4.16: the BAR holding the
+	 * table is offered for mapping whole (bar the model's own trapped
+	 * ranges) with VFIO_REGION_INFO_CAP_MSIX_MAPPABLE, for a client that
+	 * emulates the table itself on top of the mapping (QEMU does).
+	 * What a client writes through the mapping over the table lands in
+	 * the BAR's memory without effect. */
+	VFK_MSIX_MAPPABLE = 0,
+	/* As vfio-pci before 4.16: the pages holding the table and PBA are
+	 * left out of the mmap areas, so on a 64K-page host everything that
+	 * shares a 64K page with them is trapped too. */
+	VFK_MSIX_TRAPPED = 1,
+	/* As QEMU's x-msix-relocation does for vfio-pci: the table and PBA
+	 * move to a BAR of their own (the first free BAR slot, a 32-bit
+	 * memory BAR of at least a page, trapped), and the BAR that held
+	 * them is the model's alone, mappable whole.  For clients that do
+	 * not honour MSIX_MAPPABLE.  Realize fails with -ENOSPC when no BAR
+	 * slot is free. */
+	VFK_MSIX_RELOCATED = 2,
+};
+/* Before realize; -EINVAL for an unknown layout. */
+int vfk_dev_set_msix_layout(struct vfk_dev *dev, enum vfk_msix_layout layout);
 
 /* An expansion ROM with this image (copied); the BAR is the image size
  * rounded up to a power of two, at least 2 KiB.  Before realize. */
@@ -366,6 +383,27 @@ enum vfk_disabled_access {
 };
 int vfk_dev_set_disabled_access(struct vfk_dev *dev,
 				enum vfk_disabled_access policy);
+
+/*
+ * The device-wide choices every model gets from the library, whatever its
+ * registers: how disabled decoding answers, where MSI-X sits, whether
+ * mappings stop being honoured while decoding is off, and the device's DMA
+ * address width.  A model's create function passes the caller's policy on
+ * with one vfk_dev_set_policy() call before realize, so that `vfiokit
+ * serve`'s device-wide options apply to every model alike.
+ */
+struct vfk_dev_policy {
+	enum vfk_disabled_access disabled_access; /* default EIO, as vfio-pci */
+	enum vfk_msix_layout msix;                /* default VFK_MSIX_MAPPABLE */
+	/* Every memory BAR backed by shared memory gets
+	 * VFK_BAR_SWAP_ON_DISABLE at realize (see there). */
+	bool revoke_on_disable;
+	/* The DMA address width, 32..64; 0 means 64 (vfk_dev_set_dma_mask). */
+	unsigned dma_mask_bits;
+};
+/* Apply `p`.  Before realize (-EBUSY after); -EINVAL for a value out of
+ * range, and then nothing is applied. */
+int vfk_dev_set_policy(struct vfk_dev *dev, const struct vfk_dev_policy *p);
 
 /* Whether the command register enables memory / I/O decoding. */
 bool vfk_dev_memory_enabled(struct vfk_dev *dev);
@@ -478,13 +516,13 @@ int vfk_dma_translate_prefix(struct vfk_dev *dev, uint64_t iova, uint64_t len,
 
 /* ---- Streaming DMA with a mask, bounce buffers and sync points ------------
  *
- * The model of Linux's streaming DMA API, for device engines that need a
- * host pointer to work on.  A device whose DMA address mask is narrower
- * than 64 bits cannot reach client memory above the mask; as swiotlb does
- * for such devices, the library then hands the engine a buffer from a
- * server-side pool and copies at the sync points.  Memory the server has
- * no mapping of (windows without fd) and ranges that span windows are
- * bounced the same way.  The sync points are real barriers on this
+ * The model of Linux's streaming DMA API, for device engines that need one
+ * host pointer to work on.  Memory the server has no mapping of (windows
+ * without fd) and ranges whose windows are not contiguous in the server
+ * are bounced: the library hands the engine a buffer from a server-side
+ * pool and copies at the sync points.  A range past the device's DMA mask
+ * fails (-EFAULT) like every access of the device there: bouncing for a
+ * narrow mask is the driver's side's job (swiotlb), not the device's.  The sync points are real barriers on this
  * architecture (the CPU is cache-coherent with itself), and call the
  * model's coherency hooks where it models a non-coherent engine.
  */
@@ -504,7 +542,13 @@ struct vfk_dma_buf {
 	uint32_t slot;         /* private to the library */
 };
 
-/* The device's DMA address width, 32..64 bits (default 64). */
+/*
+ * The device's DMA address width, 32..64 bits (default 64).  Enforced at
+ * the device boundary: vfk_dma_read/write, vfk_dma_translate(_prefix) and
+ * vfk_dma_map_buf fail with -EFAULT for any byte past it, as a master
+ * abort would, whatever the client mapped there.  A driver keeps its IOVAs
+ * below it (the client library: vfk_device_dma_limit()).
+ */
 int vfk_dev_set_dma_mask(struct vfk_dev *dev, unsigned bits);
 /* Size of the bounce pool (default 1 MiB; allocated at realize). */
 int vfk_dev_set_bounce_pool(struct vfk_dev *dev, size_t bytes);
@@ -526,8 +570,9 @@ int vfk_dev_set_dma_coherency(struct vfk_dev *dev,
 
 /*
  * Map [iova, iova+len) for the engine.  Checks the range like
- * vfk_dma_read/write (-EFAULT, -EACCES) before anything else.  Bounces
- * when the range passes the mask, spans windows, or has no host mapping;
+ * vfk_dma_read/write (-EFAULT, -EACCES, and -EFAULT past the DMA mask)
+ * before anything else.  Bounces when the range spans windows whose
+ * memory is not contiguous in the server, or has no host mapping;
  * then, for TO_DEVICE and BIDIRECTIONAL, the pool buffer is filled from
  * client memory, and for FROM_DEVICE too where the client allows reads
  * (else zeroed), since the buffer is copied back whole.  -ENOMEM if the pool has no room.  `buf` is written on success

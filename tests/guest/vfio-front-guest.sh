@@ -14,6 +14,8 @@ cp /mnt/vfio-client-test $T && cp /mnt/vfiokit $V && cp /mnt/pci-probe $P || {
 	exit 1
 }
 
+DT_BARS='0 2 4 5'
+. /mnt/front-params
 nvme=$($P find 1234:df04 | head -n1)
 dt=$($P find 1234:df01 | head -n1)
 note "vfiokit nvme at $nvme, dma-test at $dt"
@@ -32,7 +34,15 @@ if [ -n "$nvme" ]; then
 	if printf '%s\n' "$info_out" | grep -q 'msix-mappable'; then ok "vfio-pci offers vfiokit nvme's MSI-X BAR mappable"; else nok "vfio-pci offers vfiokit nvme's MSI-X BAR mappable"; fi
 	if printf '%s\n' "$info_out" | grep -q 'Device 1234:df04'; then ok "vfiokit info reads the nvme's ids through vfio-pci"; else nok "vfiokit info reads the nvme's ids through vfio-pci"; fi
 fi
-[ -n "$dt" ] && info_check "$dt" "vfiokit dma-test" 0 2 4 5
+# shellcheck disable=SC2086
+[ -n "$dt" ] && info_check "$dt" "vfiokit dma-test" $DT_BARS
+if [ -n "$dt" ] && [ "$DT_BARS" = "0 1 2 4 5" ]; then
+	if printf '%s\n' "$info_out" | grep -q 'Vector table: BAR=1 offset=00000000'; then
+		ok "vfio-pci shows dma-test's relocated MSI-X table in BAR1"
+	else
+		nok "vfio-pci shows dma-test's relocated MSI-X table in BAR1"
+	fi
+fi
 
 # vfiokit serve passthrough re-exports the vfio-pci-bound controller.
 if [ -n "$nvme" ]; then

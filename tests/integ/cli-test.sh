@@ -153,12 +153,56 @@ else
     diag <"$work/e.out"
 fi
 if "$VFIOKIT" serve --help >"$work/help.out" 2>&1 &&
-   grep -q -- '--page-size' "$work/help.out" && grep -q -- '--msix-mappable' "$work/help.out"; then
+   grep -q -- '--page-size' "$work/help.out" && grep -q -- '--msix LAYOUT' "$work/help.out"; then
     ok "vfiokit serve --help lists the options"
 else
     nok "vfiokit serve --help lists the options"
     diag <"$work/help.out"
 fi
+
+# An option a model cannot take is refused, naming the option and the
+# model; nothing listens then.
+refused() { # WHAT-IT-SAYS MODEL ARGS...
+    local says=$1 model=$2 rc; shift 2
+    "$VFIOKIT" serve "$model" "$@" --socket "$work/r.sock" >"$work/e.out" 2>&1
+    rc=$?
+    if ((rc == 2)) && grep -q -- "$says" "$work/e.out" && [[ ! -e $work/r.sock ]]; then
+        ok "vfiokit serve $model $* is refused: $says"
+    else
+        nok "vfiokit serve $model $* is refused: $says (status $rc)"
+        diag <"$work/e.out"
+    fi
+}
+refused "--msix does not apply to model devmem (it has no MSI-X)" devmem --msix trapped
+refused "--trap-doorbells does not apply to model dma-test" dma-test --trap-doorbells
+refused "--size does not apply to model subpage" subpage --size 1M
+refused "--page-size does not apply to model passthrough" passthrough --device 0000:00:01.0 --page-size 65536
+refused "--device does not apply to model nvme" nvme --device 0000:00:01.0
+refused "--revoke-on-disable does not apply to model nvme" nvme --revoke-on-disable
+# A layout a model cannot have: subpage uses every BAR slot.
+"$VFIOKIT" serve subpage --msix relocated --socket "$work/r.sock" >"$work/e.out" 2>&1
+rc=$?
+if ((rc != 0)) && grep -q 'no free BAR' "$work/e.out"; then
+    ok "vfiokit serve subpage --msix relocated fails: no free BAR slot"
+else
+    nok "vfiokit serve subpage --msix relocated fails: no free BAR slot (status $rc)"
+    diag <"$work/e.out"
+fi
+# Every device-wide option, on every emulated model, starts a server.
+for model in dma-test subpage devmem nvme; do
+    args=(--page-size 65536 --disabled-access ones --dma-mask 40)
+    [[ $model != devmem ]] && args+=(--msix trapped)
+    [[ $model != nvme ]] && args+=(--revoke-on-disable)
+    [[ $model == nvme ]] && args+=(--size 16M)
+    if serve opt "$work/opt.sock" "$model" "${args[@]}" && "$VFIOKIT" info "$work/opt.sock" >"$work/opt.txt" 2>&1 &&
+       grep -q 'decoding off: all-ones' "$work/opt.txt" && stop opt; then
+        ok "vfiokit serve $model takes every device-wide option"
+    else
+        nok "vfiokit serve $model takes every device-wide option"
+        diag <"$work/opt.log"
+    fi
+    rm -f "$work/opt.sock"
+done
 
 # The README's demo, as `vfiokit demo` (what scripts/demo.sh ends with).
 if timeout 120 "$VFIOKIT" demo >"$work/demo.out" 2>&1; then

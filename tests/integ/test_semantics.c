@@ -104,10 +104,11 @@ static void check_cover(struct vfk_device *d, unsigned bar, const struct cover *
 
 /* ---- 1. sub-page BARs and large host pages ---- */
 
-static void subpage_table(const char *page, const struct cover cov[6], bool msix_map)
+/* `msix`: the --msix layout, NULL for the default (mappable). */
+static void subpage_table(const char *page, const struct cover cov[6], const char *msix)
 {
 	const char *args[] = { "subpage", "-q", "--page-size", page,
-			       msix_map ? "--msix-mappable" : NULL, NULL };
+			       msix ? "--msix" : NULL, msix, NULL };
 	struct vfk_device *d = serve(args);
 
 	for (unsigned b = 0; b < 6; b++)
@@ -117,7 +118,8 @@ static void subpage_table(const char *page, const struct cover cov[6], bool msix
 static void test_subpage_4k(void **state)
 {
 	/* Each 256-byte BAR is alone in its 4K page: mapped whole. BAR3 is
-	 * not page-aligned; BAR4 keeps its register page, not the table's. */
+	 * not page-aligned; BAR4 keeps its register page, not the table's
+	 * (the trapped MSI-X layout, vfio-pci before Linux 4.16). */
 	static const struct cover cov[6] = {
 		ONE(0, 256), ONE(0, 256), ONE(0, 256), NONE(0x100), ONE(0, 0x1000), NONE(0),
 	};
@@ -126,7 +128,7 @@ static void test_subpage_4k(void **state)
 	void *p;
 
 	(void)state;
-	subpage_table("4096", cov, false);
+	subpage_table("4096", cov, "trapped");
 	/* The mapping covers the BAR's whole page; the BAR is at its start. */
 	assert_int_equal(vfk_region_get_info(dev, 0, &ri), 0);
 	assert_int_equal(ri.in_page_offset, 0);
@@ -153,6 +155,19 @@ static void test_subpage_4k(void **state)
 	assert_int_equal(vfk_region_map(dev, 3, &p), -ENODEV);
 }
 
+static void test_subpage_4k_default(void **state)
+{
+	/* The default MSI-X layout: BAR4 whole with MSIX_MAPPABLE; the rest
+	 * as in the trapped layout. */
+	static const struct cover cov[6] = {
+		ONE(0, 256), ONE(0, 256), ONE(0, 256), NONE(0x100),
+		{ .nr = 1, .a = { { 0, 0x2000 } }, .msix_mappable = true }, NONE(0),
+	};
+
+	(void)state;
+	subpage_table("4096", cov, NULL);
+}
+
 static void test_subpage_16k(void **state)
 {
 	/* A 16K page spans BAR0-BAR3 (one aperture): none may be mapped;
@@ -162,7 +177,7 @@ static void test_subpage_16k(void **state)
 	};
 
 	(void)state;
-	subpage_table("16384", cov, false);
+	subpage_table("16384", cov, "trapped");
 }
 
 static void test_subpage_64k(void **state)
@@ -173,7 +188,7 @@ static void test_subpage_64k(void **state)
 	struct vfk_region_info ri;
 
 	(void)state;
-	subpage_table("65536", cov, false);
+	subpage_table("65536", cov, "trapped");
 	assert_int_equal(vfk_region_get_info(dev, 1, &ri), 0);
 	assert_false(ri.layout_flags & VFK_LAYOUT_EXCLUSIVE);
 	assert_int_equal(ri.page_size, 65536);
@@ -181,7 +196,8 @@ static void test_subpage_64k(void **state)
 
 static void test_subpage_64k_msix_mappable(void **state)
 {
-	/* MSIX_MAPPABLE: BAR4 is offered whole, table page included. */
+	/* The default layout, MSIX_MAPPABLE as vfio-pci since Linux 4.16:
+	 * BAR4 is offered whole, table page included. */
 	static const struct cover cov[6] = {
 		NONE(0), NONE(0x1000), NONE(0x2000), NONE(0x3100),
 		{ .nr = 1, .a = { { 0, 0x2000 } }, .msix_mappable = true }, NONE(0),
@@ -192,7 +208,7 @@ static void test_subpage_64k_msix_mappable(void **state)
 	void *p;
 
 	(void)state;
-	subpage_table("65536", cov, true);
+	subpage_table("65536", cov, NULL);
 	enable(dev);
 	assert_int_equal(vfk_region_map(dev, 4, &p), 0);
 	bar4 = p;
@@ -210,18 +226,81 @@ static void test_subpage_64k_msix_mappable(void **state)
 	close(e);
 }
 
+/* dma-test at 64K pages: BAR2 (64 KiB) is one page holding the MSI-X
+ * table; BAR4 has a page of its own, always mapped. */
+static struct vfk_device *dma_test_64k(const char *msix)
+{
+	const char *args[] = { "dma-test", "-q", "--page-size", "65536",
+			       msix ? "--msix" : NULL, msix, NULL };
+	static const struct cover bar4 = ONE(0, 256);
+	struct vfk_device *d = serve(args);
+
+	check_cover(d, 4, &bar4);
+	return d;
+}
+
 static void test_dma_test_coverage_64k(void **state)
 {
-	/* dma-test at 64K: BAR2 (64 KiB) is one page holding the MSI-X
-	 * table: trapped; BAR4 has a page of its own: mapped. */
-	static const struct cover bar2 = NONE(0), bar4 = ONE(0, 256);
-	static const char *const args[] = { "dma-test", "-q", "--page-size", "65536", NULL };
-	struct vfk_device *d;
+	/* Trapped (before 4.16): the table's page is the whole BAR. */
+	static const struct cover trapped = NONE(0);
 
 	(void)state;
-	d = serve(args);
-	check_cover(d, 2, &bar2);
-	check_cover(d, 4, &bar4);
+	check_cover(dma_test_64k("trapped"), 2, &trapped);
+}
+
+static void test_dma_test_64k_msix_mappable(void **state)
+{
+	/* The default: BAR2 whole, with MSIX_MAPPABLE, as vfio-pci offers it. */
+	static const struct cover whole = { .nr = 1, .a = { { 0, 0x10000 } }, .msix_mappable = true };
+
+	(void)state;
+	check_cover(dma_test_64k(NULL), 2, &whole);
+}
+
+/* Relocated (QEMU's x-msix-relocation): the table and PBA move to the
+ * first free BAR, BAR1; BAR2 is the model's alone and mapped whole, and
+ * MSI-X works through the new BAR. */
+static void test_dma_test_64k_msix_relocated(void **state)
+{
+	static const struct cover whole = ONE(0, 0x10000), none = NONE(0);
+	uint32_t ent[4] = { 0xfee00000, 0, 0x4042, 0 }, back[4], tbl, pba, bar1;
+	int e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct vfk_region_info ri;
+	struct vfk_device *d;
+	uint8_t pos = 0, cap;
+
+	(void)state;
+	d = dma_test_64k("relocated");
+	check_cover(d, 2, &whole);
+	check_cover(d, 1, &none);
+	assert_int_equal(vfk_region_get_info(d, 1, &ri), 0);
+	assert_int_equal(ri.size, 0x10000); /* a 64K page */
+	assert_int_equal(vfk_device_config_read(d, PCI_BASE_ADDRESS_1, &bar1, 4), 0);
+	assert_int_equal(bar1 & 0xf, 0);      /* 32-bit memory BAR */
+	assert_int_equal(vfk_device_config_read(d, PCI_CAPABILITY_LIST, &pos, 1), 0);
+	while (pos) {
+		assert_int_equal(vfk_device_config_read(d, pos, &cap, 1), 0);
+		if (cap == PCI_CAP_ID_MSIX)
+			break;
+		assert_int_equal(vfk_device_config_read(d, pos + 1, &pos, 1), 0);
+	}
+	assert_true(pos);
+	assert_int_equal(vfk_device_config_read(d, pos + PCI_MSIX_TABLE, &tbl, 4), 0);
+	assert_int_equal(vfk_device_config_read(d, pos + PCI_MSIX_PBA, &pba, 4), 0);
+	assert_int_equal(tbl, 1);              /* BIR 1, offset 0 */
+	assert_int_equal(pba, 0x1000 | 1);     /* after the table, page-aligned */
+	enable(d);
+	assert_int_equal(vfk_region_write(d, 1, 0x10, ent, 16), 0);
+	assert_int_equal(vfk_region_read(d, 1, 0x10, back, 16), 0);
+	assert_memory_equal(ent, back, 16);
+	/* BAR2's old table offset is plain BAR memory now. */
+	assert_int_equal(vfk_region_write(d, 2, DMA_TEST_MSIX_TABLE, ent, 16), 0);
+	assert_int_equal(vfk_region_read(d, 2, DMA_TEST_MSIX_TABLE, back, 16), 0);
+	assert_memory_equal(ent, back, 16);
+	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_MSIX, 0, 2, (int[]){ e, e }), 0);
+	assert_int_equal(dma_test_start(d, 0, 0, 0, DMA_TEST_CTRL_IRQ | DMA_TEST_CTRL_VECTOR(1)), 0);
+	assert_true(fired(e, 1000));
+	close(e);
 }
 
 /* ---- 2. MSI-X and MSI ---- */
@@ -494,19 +573,25 @@ static void test_devmem_backing_file(void **state)
 #define LOW 0x10000000ull
 #define HIGH 0x100000000ull
 
-static void test_dma_mask_bounce(void **state)
+/* A 32-bit device cannot reach memory above 4 GiB, whatever the client
+ * mapped there: the copy fails as a master abort would (EFAULT), nothing
+ * is written, nothing bounced; the client library's allocator keeps a
+ * driver's IOVAs under the device's limit so that it never gets there. */
+static void test_dma_mask_master_abort(void **state)
 {
 	static const char *const args[] = { "dma-test", "-q", "--dma-mask", "32", NULL };
 	struct vfk_device *d = serve(args);
 	int memfd = memfd_create("m", MFD_CLOEXEC), e = eventfd(0, EFD_CLOEXEC);
 	uint32_t bounced0, bounced1, st;
-	uint8_t *mem;
+	uint64_t iova;
+	uint8_t *mem, *buf;
 
 	(void)state;
 	assert_int_equal(ftruncate(memfd, 2 << 20), 0);
 	mem = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 	for (int i = 0; i < 1 << 20; i++)
 		mem[i] = (uint8_t)(i ^ 0x5a);
+	memset(mem + (1 << 20), 0x77, 1 << 20);
 	enable(d);
 	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_MSIX, 0, 1, &e), 0);
 	/* Below 4 GiB and above it, the same memfd at two places. */
@@ -518,31 +603,35 @@ static void test_dma_mask_bounce(void **state)
 	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_BOUNCED, &bounced0), 0);
 	assert_int_equal(dma_test_start(d, LOW, LOW + 0x80000, 0x40000, DMA_TEST_CTRL_IRQ), 0);
 	assert_int_equal(dma_test_wait_irq(d, e, 5000), 0);
-	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_BOUNCED, &bounced1), 0);
-	assert_int_equal(bounced1, bounced0);
-	assert_memory_equal(mem, mem + 0x80000, 0x40000);
-	/* Above the mask: through the bounce pool, one per 64 KiB piece. */
-	assert_int_equal(dma_test_start(d, LOW, HIGH, 0x40000, DMA_TEST_CTRL_IRQ), 0);
-	assert_int_equal(dma_test_wait_irq(d, e, 5000), 0);
 	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_STATUS, &st), 0);
 	assert_int_equal(st, DMA_TEST_STATUS_DONE);
-	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_BOUNCED, &bounced1), 0);
-	assert_int_equal(bounced1 - bounced0, 4);
-	assert_memory_equal(mem, mem + (1 << 20), 0x40000);
-	/* Read-only memory is not written; unmapped memory is not touched. */
-	assert_int_equal(vfk_device_dma_unmap(d, HIGH, 1 << 20), 0);
-	assert_int_equal(vfk_device_dma_map(d, &(struct vfk_dma_mapping){
-		HIGH, 1 << 20, mem + (1 << 20), memfd, 1 << 20, VFK_DMA_READ }), 0);
-	mem[(1 << 20) + 5] = 0x77;
-	assert_int_equal(dma_test_start(d, LOW, HIGH, 0x100, DMA_TEST_CTRL_IRQ), 0);
+	assert_memory_equal(mem, mem + 0x80000, 0x40000);
+	/* Past the mask, as destination and as source: a master abort. */
+	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_STATUS, DMA_TEST_STATUS_DONE), 0);
+	assert_int_equal(dma_test_start(d, LOW, HIGH, 0x1000, DMA_TEST_CTRL_IRQ), 0);
 	assert_int_equal(dma_test_wait_irq(d, e, 5000), 0);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_STATUS, &st), 0);
+	assert_int_equal(st, DMA_TEST_STATUS_ERROR);
 	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_ERRNO, &st), 0);
-	assert_int_equal(st, EACCES);
-	assert_int_equal(mem[(1 << 20) + 5], 0x77);
-	assert_int_equal(dma_test_start(d, LOW, HIGH + (2 << 20), 0x100, DMA_TEST_CTRL_IRQ), 0);
+	assert_int_equal(st, EFAULT);
+	assert_int_equal(mem[(1 << 20)], 0x77);
+	assert_int_equal(mem[(1 << 20) + 0xfff], 0x77);
+	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_STATUS, DMA_TEST_STATUS_ERROR), 0);
+	assert_int_equal(dma_test_start(d, HIGH, LOW, 0x1000, DMA_TEST_CTRL_IRQ), 0);
 	assert_int_equal(dma_test_wait_irq(d, e, 5000), 0);
 	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_ERRNO, &st), 0);
 	assert_int_equal(st, EFAULT);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_BOUNCED, &bounced1), 0);
+	assert_int_equal(bounced1, bounced0);
+	/* The driver's side: IOVAs the library picks stay under the limit. */
+	assert_int_equal(vfk_device_dma_limit(d, 0xffffffffull), 0);
+	buf = aligned_alloc(4096, 1 << 16);
+	assert_non_null(buf);
+	assert_int_equal(vfk_device_dma_map_vaddr(d, buf, 1 << 16, VFK_DMA_READ | VFK_DMA_WRITE,
+						  &iova), 0);
+	assert_true(iova + (1 << 16) - 1 <= 0xffffffffull);
+	assert_int_equal(vfk_device_dma_unmap_vaddr(d, buf, 1 << 16), 0);
+	free(buf);
 	munmap(mem, 2 << 20);
 	close(memfd);
 	close(e);
@@ -603,10 +692,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_subpage_4k, teardown),
+		cmocka_unit_test_teardown(test_subpage_4k_default, teardown),
 		cmocka_unit_test_teardown(test_subpage_16k, teardown),
 		cmocka_unit_test_teardown(test_subpage_64k, teardown),
 		cmocka_unit_test_teardown(test_subpage_64k_msix_mappable, teardown),
 		cmocka_unit_test_teardown(test_dma_test_coverage_64k, teardown),
+		cmocka_unit_test_teardown(test_dma_test_64k_msix_mappable, teardown),
+		cmocka_unit_test_teardown(test_dma_test_64k_msix_relocated, teardown),
 		cmocka_unit_test_teardown(test_msix_function_mask, teardown),
 		cmocka_unit_test_teardown(test_msi_per_vector_mask, teardown),
 		cmocka_unit_test_teardown(test_disabled_all_ones, teardown),
@@ -614,7 +706,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_af_flr, teardown),
 		cmocka_unit_test_teardown(test_devmem_edges, teardown),
 		cmocka_unit_test_teardown(test_devmem_backing_file, teardown),
-		cmocka_unit_test_teardown(test_dma_mask_bounce, teardown),
+		cmocka_unit_test_teardown(test_dma_mask_master_abort, teardown),
 		cmocka_unit_test_teardown(test_client_coalescing, teardown),
 	};
 

@@ -85,10 +85,13 @@ static void test_identity_and_bar_layout(void **state)
 	assert_int_equal(class >> 8, NVME_VFK_CLASS); /* what Linux's nvme driver binds by */
 	assert_int_equal(vfk_region_get_info(t.dev, 0, &ri), 0);
 	assert_int_equal(ri.size, NVME_BAR0_SIZE);
-	/* Exactly the doorbell page is offered for mapping. */
+	/* Everything but the register page is offered for mapping: the
+	 * doorbells, and the MSI-X table and PBA with MSIX_MAPPABLE (the
+	 * default layout, as vfio-pci's). */
 	assert_int_equal(ri.nr_areas, 1);
 	assert_int_equal(ri.areas[0].offset, NVME_DB_OFFSET);
-	assert_int_equal(ri.areas[0].size, 4096);
+	assert_int_equal(ri.areas[0].size, NVME_BAR0_SIZE - NVME_DB_OFFSET);
+	assert_true(ri.msix_mappable);
 	t.d = calloc(1, sizeof(*t.d));
 	t.d->dev = t.dev;
 	{
@@ -563,7 +566,9 @@ static void test_trapped_doorbells(void **state)
 	(void)state;
 	start(args, &o);
 	assert_int_equal(vfk_region_get_info(t.dev, 0, &ri), 0);
-	assert_int_equal(ri.nr_areas, 0);
+	/* Only the MSI-X pages are mappable; the doorbell page is not. */
+	assert_int_equal(ri.nr_areas, 1);
+	assert_int_equal(ri.areas[0].offset, NVME_MSIX_TABLE);
 	assert_null((void *)t.d->bar0);
 	rw_roundtrip(1, 0, 8, 1);
 	before = nvt_requests(&t);

@@ -338,9 +338,11 @@ static void coh_invalidate(void *user, void *addr, size_t len)
 }
 
 /* Streaming mappings: the whole range is checked however many windows it
- * crosses, a FROM_DEVICE bounce buffer starts zeroed (no earlier data
- * leaks to the client), and the coherency hooks run at the sync points
- * on the buffer the engine uses. */
+ * crosses, a range whose windows are apart in the server is bounced, a
+ * FROM_DEVICE bounce buffer starts with the client's bytes (or zeros
+ * where it may not read them: no earlier data leaks to the client), the
+ * coherency hooks run at the sync points on the buffer the engine uses,
+ * and nothing past the DMA mask is reached, bounced or not. */
 static void test_streaming(void **state)
 {
 	static const struct vfk_dma_coherency_ops coh = {
@@ -349,16 +351,26 @@ static void test_streaming(void **state)
 	struct vfk_dev *d = fx.dev;
 	struct coh_log log = { 0 };
 	struct vfk_dma_buf b;
-	uint64_t hi = 1ull << 33; /* above a 32-bit mask: always bounced */
+	uint64_t hi = 1ull << 33, past = 1ull << 34; /* within, past a 34-bit mask */
+	uint8_t byte;
+	struct vfk_sg sg;
 
 	(void)state;
-	assert_int_equal(vfk_dev_set_dma_mask(d, 32), 0);
+	assert_int_equal(vfk_dev_set_dma_mask(d, 34), 0);
 	assert_int_equal(vfk_pool_init(d), 0);
 	assert_int_equal(vfk_dev_set_dma_coherency(d, &coh, &log), 0);
-	/* Four windows; the fourth is read-only. */
+	/* Past the mask: a master abort, though the client mapped it. */
+	assert_int_equal(vfk_dma_add(d, past, 0x1000, RW, fx.memfd, 0), 0);
+	assert_int_equal(vfk_dma_map_buf(d, past, 0x100, VFK_DMA_TO_DEVICE, &b), -EFAULT);
+	assert_int_equal(vfk_dma_read(d, past, &byte, 1), -EFAULT);
+	assert_int_equal(vfk_dma_write(d, past, &byte, 1), -EFAULT);
+	assert_int_equal(vfk_dma_translate(d, past, 1, VFK_PROT_READ, &sg, 1), -EFAULT);
+	assert_int_equal(vfk_dma_translate(d, past - 1, 2, VFK_PROT_READ, &sg, 1), -EFAULT);
+	/* Four windows: the first two swapped in the file (apart in the
+	 * server, so bounced), the fourth read-only. */
 	for (unsigned i = 0; i < 3; i++)
 		assert_int_equal(vfk_dma_add(d, hi + i * 0x1000, 0x1000, RW, fx.memfd,
-					     i * 0x1000), 0);
+					     i < 2 ? (1 - i) * 0x1000 : i * 0x1000), 0);
 	assert_int_equal(vfk_dma_add(d, hi + 0x3000, 0x1000, VFK_PROT_READ, fx.memfd, 0x3000), 0);
 	memset(&b, 0x11, sizeof(b));
 	assert_int_equal(vfk_dma_map_buf(d, hi, 0x4000, VFK_DMA_FROM_DEVICE, &b), -EACCES);
@@ -384,24 +396,31 @@ static void test_streaming(void **state)
 	assert_int_equal(vfk_dma_sync_for_cpu(d, &b), 0);
 	assert_int_equal(log.invalidates, 1);
 	assert_ptr_equal(log.last_addr, b.host);
-	assert_int_equal(fx.mem[0xf], 0xab);
+	assert_int_equal(fx.mem[0x100f], 0xab); /* IOVA hi is file offset 0x1000 */
 	/* The rest is the client's own, not the 0xee left in the pool. */
-	assert_int_equal(fx.mem[0x10], 0x55);
-	assert_int_equal(fx.mem[0x1fff], 0x55);
+	assert_int_equal(fx.mem[0x1010], 0x55);
+	assert_int_equal(fx.mem[0xfff], 0x55);
 	assert_int_equal(vfk_dma_unmap_buf(d, &b), 0);
 	assert_int_equal(log.invalidates, 2); /* unmap syncs FROM_DEVICE */
 	assert_null(b.host);
 
-	/* A write-only window cannot be read first: the buffer is zeroed. */
-	assert_int_equal(vfk_dma_add(d, hi + 0x10000, 0x1000, VFK_PROT_WRITE, fx.memfd, 0x8000), 0);
-	memset(fx.mem + 0x8000, 0x66, 0x1000);
-	assert_int_equal(vfk_dma_map_buf(d, hi, 0x1000, VFK_DMA_TO_DEVICE, &b), 0);
+	/* Write-only windows cannot be read first: the buffer is zeroed. */
+	assert_int_equal(vfk_dma_add(d, hi + 0x10000, 0x1000, VFK_PROT_WRITE, fx.memfd, 0x9000), 0);
+	assert_int_equal(vfk_dma_add(d, hi + 0x11000, 0x1000, VFK_PROT_WRITE, fx.memfd, 0x8000), 0);
+	memset(fx.mem + 0x8000, 0x66, 0x2000);
+	assert_int_equal(vfk_dma_map_buf(d, hi, 0x2000, VFK_DMA_TO_DEVICE, &b), 0);
 	assert_int_equal(vfk_dma_unmap_buf(d, &b), 0); /* pool slot 0 holds 0x55 */
-	assert_int_equal(vfk_dma_map_buf(d, hi + 0x10000, 0x1000, VFK_DMA_FROM_DEVICE, &b), 0);
+	assert_int_equal(vfk_dma_map_buf(d, hi + 0x10000, 0x2000, VFK_DMA_FROM_DEVICE, &b), 0);
 	assert_true(b.bounced);
 	assert_int_equal(vfk_dma_unmap_buf(d, &b), 0);
 	assert_int_equal(fx.mem[0x8000], 0);
-	assert_int_equal(fx.mem[0x8fff], 0);
+	assert_int_equal(fx.mem[0x9fff], 0);
+	/* One window: the engine works on client memory, no bounce. */
+	assert_int_equal(vfk_dma_map_buf(d, hi + 0x2000, 0x1000, VFK_DMA_FROM_DEVICE, &b), 0);
+	assert_false(b.bounced);
+	((uint8_t *)b.host)[7] = 0x3c; /* the client's own page (file 0x2000) */
+	assert_int_equal(fx.mem[0x2007], 0x3c);
+	assert_int_equal(vfk_dma_unmap_buf(d, &b), 0);
 }
 
 int main(void)
