@@ -66,6 +66,8 @@ static void pm_written(struct vfk_dev *dev, uint32_t off, uint32_t len,
 		put16(dev->cfg + csr, (uint16_t)((v & ~PCI_PM_CTRL_STATE_MASK) |
 						 (prev & PCI_PM_CTRL_STATE_MASK)));
 	}
+	/* D3hot turns decoding off, D0 back on (with the command register). */
+	vfk_dev_sync_decode(dev);
 }
 
 int vfk_pci_add_pm(struct vfk_dev *dev)

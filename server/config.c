@@ -231,14 +231,23 @@ int vfk_config_set_mask(struct vfk_dev *dev, uint32_t offset, unsigned size,
 	return 0;
 }
 
+/* In D3hot a function answers config cycles only: vfio-pci counts memory
+ * as disabled there (__vfio_pci_memory_enabled), and so does vfiokit, for
+ * I/O too. */
+static bool in_d3hot(const struct vfk_dev *dev)
+{
+	return dev->pm_off &&
+	       (cfg_get16(dev, dev->pm_off + PCI_PM_CTRL) & PCI_PM_CTRL_STATE_MASK) == 3;
+}
+
 bool vfk_dev_memory_enabled(struct vfk_dev *dev)
 {
-	return cfg_get16(dev, PCI_COMMAND) & PCI_COMMAND_MEMORY;
+	return (cfg_get16(dev, PCI_COMMAND) & PCI_COMMAND_MEMORY) && !in_d3hot(dev);
 }
 
 bool vfk_dev_io_enabled(struct vfk_dev *dev)
 {
-	return cfg_get16(dev, PCI_COMMAND) & PCI_COMMAND_IO;
+	return (cfg_get16(dev, PCI_COMMAND) & PCI_COMMAND_IO) && !in_d3hot(dev);
 }
 
 bool vfk_dev_bus_master(struct vfk_dev *dev)

@@ -652,7 +652,8 @@ int vfk_dev_do_reset(struct vfk_dev *dev, enum vfk_reset_kind kind)
 {
 	vfk_dev_reset_state(dev);
 	vfk_dev_log(dev, VFK_LOG_INFO, "device reset (%s)",
-		    kind == VFK_RESET_FLR ? "FLR" : "client");
+		    kind == VFK_RESET_FLR ? "FLR" : kind == VFK_RESET_RELEASE ? "client left"
+									: "client");
 	return dev->ops->reset ? dev->ops->reset(dev, kind) : 0;
 }
 

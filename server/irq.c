@@ -390,6 +390,15 @@ int vfk_irq_raise(struct vfk_dev *dev, unsigned vector)
 	return rc;
 }
 
+int vfk_dev_report_error(struct vfk_dev *dev)
+{
+	int rc = vfk_irq_trigger(dev, VFK_PCI_ERR, 0);
+
+	if (rc == 0)
+		vfk_dev_log(dev, VFK_LOG_WARN, "uncorrectable device error reported (ERR)");
+	return rc == -EINVAL ? -ENOENT : rc;
+}
+
 int vfk_irq_eventfd(struct vfk_dev *dev, unsigned index, unsigned vector)
 {
 	int fd = -1;
@@ -583,6 +592,13 @@ static int set_irqs_locked(struct vfk_dev *dev, const struct vfk_irq_set *s,
 	case VFK_IRQ_SET_ACTION_UNMASK:
 		if (index >= VFK_PCI_ERR)
 			return -EINVAL;
+		if (index != VFK_PCI_INTX && s->data == VFK_IRQ_SET_DATA_EVENTFD)
+			return -ENOTTY; /* as vfio-pci */
+		/* Only the active type has vectors to mask: vfio-pci answers
+		 * EINVAL for INTx masking while INTx is not enabled, and
+		 * vfiokit's MSI/MSI-X masking follows the same rule. */
+		if (dev->irq_active != (int)index)
+			return -EINVAL;
 		if (index == VFK_PCI_INTX) {
 			if (s->data == VFK_IRQ_SET_DATA_EVENTFD) {
 				/* An unmask eventfd (vfio-pci's resampler):
@@ -602,8 +618,6 @@ static int set_irqs_locked(struct vfk_dev *dev, const struct vfk_irq_set *s,
 			intx_eval(dev);
 			return 0;
 		}
-		if (s->data == VFK_IRQ_SET_DATA_EVENTFD)
-			return -ENOTTY; /* as vfio-pci */
 		mask_vectors(dev, index, start, count, s->bools,
 			     s->action == VFK_IRQ_SET_ACTION_MASK);
 		return 0;

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +36,7 @@
 #include "../channel/channel.h"
 #include "internal.h"
 
-enum src_kind { SRC_LISTEN, SRC_CONN, SRC_STOP, SRC_UNMASK, SRC_WATCH };
+enum src_kind { SRC_LISTEN, SRC_CONN, SRC_STOP, SRC_UNMASK, SRC_WATCH, SRC_GRACE };
 
 /* What an epoll event points at. */
 struct ep_src {
@@ -59,9 +61,11 @@ struct vfk_server {
 	int listen_fd;
 	char *listen_path;      /* unlinked on destroy */
 	int stop_fd;            /* eventfd written by vfk_server_stop() */
+	int grace_fd;           /* timerfd: the end of a stop's REQ grace */
+	bool req_sent;          /* a stop asked the client to release (REQ) */
 	int unmask_fd;          /* our dup of the INTx unmask eventfd */
 	unsigned unmask_gen;    /* the device's intx_unmask_gen it follows */
-	struct ep_src src_listen, src_conn, src_stop, src_unmask;
+	struct ep_src src_listen, src_conn, src_stop, src_unmask, src_grace;
 	struct vfk_channel *ch; /* the client, or NULL */
 	bool conn_adopted;      /* serving one fd given by the caller */
 	bool conn_wants_out;    /* EPOLLOUT is in the conn's interest set */
@@ -220,13 +224,18 @@ static void drop_client(struct vfk_server *srv, const char *why)
 	srv->ch = NULL;
 	srv->conn_wants_out = false;
 	/* The spec's rules for a departed client: its memory and its IRQ fds
-	 * go, the device state stays. */
+	 * go.  Then, as vfio-pci resets a device its last user closed, the
+	 * device returns to its power-on state, unless the operator keeps
+	 * it for a client that reconnects. */
 	vfk_dma_remove_all(srv->dev);
 	vfk_irq_disconnect(srv->dev);
 	sync_unmask_watch(srv);
 	if (srv->negotiated && srv->dev->ops->detach)
 		srv->dev->ops->detach(srv->dev);
-	if (srv->conn_adopted || (srv->negotiated && srv->opts.exit_on_disconnect))
+	if (srv->negotiated && !srv->opts.keep_state_on_disconnect)
+		vfk_dev_do_reset(srv->dev, VFK_RESET_RELEASE);
+	if (srv->conn_adopted || (srv->negotiated && srv->opts.exit_on_disconnect) ||
+	    srv->req_sent)
 		srv->done = true;
 	srv->negotiated = false;
 }
@@ -854,8 +863,13 @@ int vfk_server_create(struct vfk_dev *dev, const struct vfk_server_opts *opts,
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return -ENOMEM;
+	/* Only what the caller's version has: a newer library must not read
+	 * past an older caller's struct. */
 	if (opts)
-		srv->opts = *opts;
+		memcpy(&srv->opts, opts, opts->version >= 2 ? sizeof(*opts)
+				     : offsetof(struct vfk_server_opts, keep_state_on_disconnect));
+	if (!srv->opts.stop_grace_ms)
+		srv->opts.stop_grace_ms = 10000;
 	if (!srv->opts.log_level)
 		srv->opts.log_level = VFK_LOG_INFO;
 	if (!srv->opts.max_data_xfer)
@@ -869,12 +883,13 @@ int vfk_server_create(struct vfk_dev *dev, const struct vfk_server_opts *opts,
 	if (srv->opts.reply_timeout_ms <= 0)
 		srv->opts.reply_timeout_ms = 5000;
 	srv->dev = dev;
-	srv->listen_fd = srv->stop_fd = srv->unmask_fd = -1;
+	srv->listen_fd = srv->stop_fd = srv->unmask_fd = srv->grace_fd = -1;
 	srv->epfd = srv->epfd_other = -1;
 	srv->src_listen.kind = SRC_LISTEN;
 	srv->src_conn.kind = SRC_CONN;
 	srv->src_stop.kind = SRC_STOP;
 	srv->src_unmask.kind = SRC_UNMASK;
+	srv->src_grace.kind = SRC_GRACE;
 	srv->next_id = 0x8000;
 	/* Replies: the largest is a REGION_READ of max_data_xfer bytes. */
 	srv->tx_cap = 64 + srv->opts.max_data_xfer;
@@ -882,11 +897,15 @@ int vfk_server_create(struct vfk_dev *dev, const struct vfk_server_opts *opts,
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
 	srv->epfd_other = epoll_create1(EPOLL_CLOEXEC);
 	srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!srv->tx || srv->epfd < 0 || srv->epfd_other < 0 || srv->stop_fd < 0) {
+	srv->grace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (!srv->tx || srv->epfd < 0 || srv->epfd_other < 0 || srv->stop_fd < 0 ||
+	    srv->grace_fd < 0) {
 		rc = srv->tx ? -errno : -ENOMEM;
 		goto fail;
 	}
 	rc = ep_add(srv, srv->stop_fd, EPOLLIN, &srv->src_stop);
+	if (!rc)
+		rc = ep_add(srv, srv->grace_fd, EPOLLIN, &srv->src_grace);
 	if (rc)
 		goto fail;
 	dev->srv = srv; /* realize may log */
@@ -908,6 +927,8 @@ fail:
 		close(srv->epfd_other);
 	if (srv->stop_fd >= 0)
 		close(srv->stop_fd);
+	if (srv->grace_fd >= 0)
+		close(srv->grace_fd);
 	free(srv->tx);
 	free(srv);
 	return rc;
@@ -933,6 +954,7 @@ void vfk_server_destroy(struct vfk_server *srv)
 		free(srv->listen_path);
 	}
 	close(srv->stop_fd);
+	close(srv->grace_fd);
 	close(srv->epfd);
 	close(srv->epfd_other);
 	if (srv->uring)
@@ -1095,6 +1117,30 @@ static void reap_watches(struct vfk_server *srv)
 	}
 }
 
+/*
+ * A stop (vfk_server_stop(), SIGTERM in `vfiokit serve`).  With a client
+ * that holds the device and bound a REQ eventfd, the first stop asks it
+ * to release the device, as vfio-pci's device request does on unbind, and
+ * the server goes on serving until the client leaves or stop_grace_ms
+ * pass; a second stop, or a client without REQ, stops at once.
+ */
+static void stop_requested(struct vfk_server *srv)
+{
+	struct itimerspec its = { 0 };
+
+	if (srv->req_sent || !srv->ch || !srv->negotiated || srv->opts.stop_grace_ms < 0 ||
+	    vfk_irq_trigger(srv->dev, VFK_PCI_REQ, 0) != 0) {
+		srv->stopping = true;
+		return;
+	}
+	srv->req_sent = true;
+	its.it_value.tv_sec = srv->opts.stop_grace_ms / 1000;
+	its.it_value.tv_nsec = (long)(srv->opts.stop_grace_ms % 1000) * 1000000;
+	timerfd_settime(srv->grace_fd, 0, &its, NULL);
+	slog(srv, VFK_LOG_INFO, "stop: asked the client to release the device (REQ); "
+	     "stopping when it does, or in %d ms", srv->opts.stop_grace_ms);
+}
+
 static int dispatch_wait(struct vfk_server *srv, int timeout_ms)
 {
 	struct epoll_event ev[16];
@@ -1116,7 +1162,14 @@ static int dispatch_wait(struct vfk_server *srv, int timeout_ms)
 		switch (src->kind) {
 		case SRC_STOP:
 			if (read(srv->stop_fd, &v, sizeof(v)) == sizeof(v))
+				stop_requested(srv);
+			break;
+		case SRC_GRACE:
+			if (read(srv->grace_fd, &v, sizeof(v)) == sizeof(v) && srv->req_sent) {
+				slog(srv, VFK_LOG_WARN, "the client did not release the device "
+				     "in %d ms: stopping", srv->opts.stop_grace_ms);
 				srv->stopping = true;
+			}
 			break;
 		case SRC_LISTEN:
 			accept_client(srv);

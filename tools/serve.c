@@ -76,6 +76,12 @@ static void serve_usage(FILE *f)
 		"                        when the kernel has it, else type1)\n"
 		"  --bind                passthrough: bind the function to vfio-pci first\n"
 		"  --once                exit when the first client disconnects\n"
+		"  --keep-state          keep the device's state when a client leaves\n"
+		"                        (default: reset it, as vfio-pci does on close)\n"
+		"  --stop-grace-ms N     on SIGTERM, ask a client that holds the device to\n"
+		"                        release it (the REQ interrupt; QEMU unplugs the\n"
+		"                        device) and wait N ms (default 10000; 0: do not\n"
+		"                        ask); a second SIGTERM stops at once\n"
 		"\n"
 		"--page-size, --disabled-access, --revoke-on-disable and --dma-mask apply\n"
 		"to every emulated model; an option a model cannot take is refused.\n"
@@ -105,6 +111,8 @@ int cmd_serve(int argc, char **argv)
 		{ "iommu", required_argument, NULL, 'I' },
 		{ "bind", no_argument, NULL, 'B' },
 		{ "once", no_argument, NULL, 'o' },
+		{ "keep-state", no_argument, NULL, 'K' },
+		{ "stop-grace-ms", required_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -235,6 +243,19 @@ int cmd_serve(int argc, char **argv)
 		case 'o':
 			so.exit_on_disconnect = true;
 			break;
+		case 'K':
+			so.keep_state_on_disconnect = true;
+			break;
+		case 'G': {
+			long ms = strtol(optarg, &end, 10);
+
+			if (*end || ms < 0 || ms > 3600000) {
+				fprintf(stderr, "vfiokit serve: --stop-grace-ms is 0..3600000\n");
+				return 2;
+			}
+			so.stop_grace_ms = ms ? (int)ms : -1;
+			break;
+		}
 		case 'v':
 			so.log_level = VFK_LOG_DEBUG;
 			break;

@@ -114,6 +114,9 @@ static int bar_write(struct vfk_dev *dev, unsigned bar, uint64_t off,
 		t->ctrl = (uint32_t)vfk_reg_merge(t->ctrl, DMA_TEST_REG_CTRL, 4, off, b, count);
 	if (vfk_reg_hit(off, count, DMA_TEST_REG_SCRATCH, 4))
 		t->scratch = (uint32_t)vfk_reg_merge(t->scratch, DMA_TEST_REG_SCRATCH, 4, off, b, count);
+	if (vfk_reg_hit(off, count, DMA_TEST_REG_INJECT, 4) &&
+	    (vfk_reg_merge(0, DMA_TEST_REG_INJECT, 4, off, b, count) & 1))
+		vfk_dev_report_error(dev);
 	if (vfk_reg_hit(off, count, DMA_TEST_REG_STATUS, 4)) {
 		uint32_t w1c = (uint32_t)vfk_reg_merge(0, DMA_TEST_REG_STATUS, 4, off, b, count);
 

@@ -261,7 +261,8 @@ static int reset(struct vfk_dev *dev, enum vfk_reset_kind kind)
 	atomic_store(&c->bme, vfk_dev_bus_master(dev));
 	atomic_store(&c->irq_mode, vfk_irq_active(dev));
 	vfk_dev_log(dev, VFK_LOG_INFO, "nvme: controller reset by %s",
-		    kind == VFK_RESET_FLR ? "FLR" : "DEVICE_RESET");
+		    kind == VFK_RESET_FLR ? "FLR" : kind == VFK_RESET_RELEASE ? "the client leaving"
+									  : "DEVICE_RESET");
 	poller_release(c);
 	return 0;
 }

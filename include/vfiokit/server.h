@@ -76,6 +76,8 @@ void vfk_shm_put(struct vfk_shm *shm);
 enum vfk_reset_kind {
 	VFK_RESET_CLIENT = 1, /* DEVICE_RESET message (VFIO_DEVICE_RESET) */
 	VFK_RESET_FLR = 2,    /* function-level reset written in config space */
+	VFK_RESET_RELEASE = 3, /* the client left (vfk_server_opts'
+				* keep_state_on_disconnect) */
 };
 
 /* A window of client memory the device may reach by DMA. */
@@ -405,7 +407,9 @@ struct vfk_dev_policy {
  * range, and then nothing is applied. */
 int vfk_dev_set_policy(struct vfk_dev *dev, const struct vfk_dev_policy *p);
 
-/* Whether the command register enables memory / I/O decoding. */
+/* Whether memory / I/O decoding is on: the command register enables it
+ * and the function is not in D3hot (where, as in vfio-pci, BAR accesses
+ * get the decoding-off answer). */
 bool vfk_dev_memory_enabled(struct vfk_dev *dev);
 bool vfk_dev_io_enabled(struct vfk_dev *dev);
 /* Whether the command register enables bus mastering (DMA). */
@@ -448,6 +452,16 @@ int vfk_irq_trigger(struct vfk_dev *dev, unsigned index, unsigned vector);
  * INTx assertion.  Thread-safe.  -ENOENT if no mode is enabled.
  */
 int vfk_irq_raise(struct vfk_dev *dev, unsigned vector);
+
+/*
+ * Report an uncorrectable error the device cannot recover from by itself:
+ * signals the ERR interrupt, as vfio-pci relays a fatal AER error to its
+ * user (QEMU then stops the VM for an operator to look at).  Not for
+ * errors a driver recovers from by resetting the device (NVMe's CFS).
+ * Thread-safe.  -ENOENT if the client bound no ERR eventfd, or the device
+ * is not PCI Express (no ERR index).
+ */
+int vfk_dev_report_error(struct vfk_dev *dev);
 
 /*
  * Drive the INTx line (level-triggered).  Asserting an unmasked line
@@ -592,7 +606,7 @@ int vfk_dma_unmap_buf(struct vfk_dev *dev, struct vfk_dma_buf *buf);
 
 /* ---- Serving ------------------------------------------------------------ */
 
-#define VFK_SERVER_OPTS_VERSION 1
+#define VFK_SERVER_OPTS_VERSION 2
 
 /* Server options; zero-initialise and set what you need. */
 struct vfk_server_opts {
@@ -606,6 +620,18 @@ struct vfk_server_opts {
 	int reply_timeout_ms;       /* wait for the client's DMA replies; 0 = 5000 */
 	bool exit_on_disconnect;    /* done after the first client leaves, as
 				     * the spec allows a backend program */
+	/* Version 2. */
+	/* When a client leaves, the device is reset to its power-on state
+	 * (the model's reset with VFK_RESET_RELEASE after its detach), as
+	 * vfio-pci resets a device when its last user closes it.  True keeps
+	 * config space and register state for the next client instead. */
+	bool keep_state_on_disconnect;
+	/* How long a stop waits for a client that holds the device after the
+	 * REQ interrupt asked it to release it (vfio-pci's device request;
+	 * QEMU answers by unplugging the device from the guest): 0 = 10 s;
+	 * negative: stop at once without asking.  A second stop, or a client
+	 * without a REQ eventfd, stops at once. */
+	int stop_grace_ms;
 };
 
 /* Serve `dev` (realizing it if needed).  `opts` may be NULL. */

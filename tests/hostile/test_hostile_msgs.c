@@ -1062,6 +1062,12 @@ static void test_set_irqs_bad(void **state)
 		{ D_NONE | A_UNMASK, VFK_PCI_REQ, 0, 1, EINVAL },
 		/* an eventfd as a mask: vfio-pci has no such thing for MSI-X */
 		{ D_EFD | A_MASK, VFK_PCI_MSIX, 0, 1, ENOTTY },
+		/* masking a type that is not enabled (vfio-pci: EINVAL) */
+		{ D_NONE | A_MASK, VFK_PCI_INTX, 0, 1, EINVAL },
+		{ D_NONE | A_UNMASK, VFK_PCI_INTX, 0, 1, EINVAL },
+		{ D_EFD | A_UNMASK, VFK_PCI_INTX, 0, 1, EINVAL },
+		{ D_NONE | A_MASK, VFK_PCI_MSIX, 0, 1, EINVAL },
+		{ D_NONE | A_UNMASK, VFK_PCI_MSI, 0, 1, EINVAL },
 	};
 	int fd = hx_session(&S);
 

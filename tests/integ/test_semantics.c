@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -51,6 +53,11 @@ static int teardown(void **state)
 	if (dev)
 		vfk_device_close(dev);
 	dev = NULL;
+	if (srv.pid == 0) { /* a test reaped it, after checking its status */
+		unlink(srv.path);
+		rmdir(srv.dir);
+		return 0;
+	}
 	st = tsrv_stop(&srv);
 	return st == 0 ? 0 : -1; /* the server exits cleanly (leak-free under ASan) */
 }
@@ -303,6 +310,117 @@ static void test_dma_test_64k_msix_relocated(void **state)
 	close(e);
 }
 
+/* ---- Device state across clients, REQ and ERR ---- */
+
+/* --keep-state: the next client finds the device as the last one left it
+ * (the default resets it: test_messages.c). */
+static void test_keep_state(void **state)
+{
+	static const char *const args[] = { "dma-test", "-q", "--keep-state", NULL };
+	struct vfk_device *d = serve(args);
+	uint16_t cmd;
+	uint32_t v;
+	int err;
+
+	(void)state;
+	enable(d);
+	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_SCRATCH, 0xabcd), 0);
+	vfk_device_close(d);
+	dev = d = tsrv_open(&srv, &err);
+	assert_non_null(d);
+	assert_int_equal(vfk_device_config_read(d, PCI_COMMAND, &cmd, 2), 0);
+	assert_true(cmd & PCI_COMMAND_MEMORY);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_SCRATCH, &v), 0);
+	assert_int_equal(v, 0xabcd);
+}
+
+static bool exits_within(pid_t pid, int ms, int *status)
+{
+	for (int i = 0; i < ms / 10; i++) {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* SIGTERM while a client holds the device with a REQ eventfd: the server
+ * asks it to release the device (vfio-pci's device request, which QEMU
+ * answers by unplugging it), keeps serving, and stops when it leaves. */
+static void test_req_on_stop(void **state)
+{
+	static const char *const args[] = { "dma-test", "-q", NULL };
+	struct vfk_device *d = serve(args);
+	int e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), st = -1;
+	pid_t pid = srv.pid;
+	uint32_t v;
+
+	(void)state;
+	enable(d);
+	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_REQ, 0, 1, &e), 0);
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_true(fired(e, 3000));
+	assert_false(exits_within(pid, 300, &st));
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_ID, &v), 0); /* still served */
+	assert_int_equal(v, DMA_TEST_MAGIC);
+	vfk_device_close(d);
+	dev = NULL;
+	assert_true(exits_within(pid, 3000, &st));
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	srv.pid = 0;
+	close(e);
+}
+
+/* A client that does not release the device is waited for only the
+ * grace period; a second SIGTERM does not wait at all. */
+static void test_req_grace_and_second_stop(void **state)
+{
+	static const char *const args[] = { "dma-test", "-q", "--stop-grace-ms", "400", NULL };
+	struct vfk_device *d = serve(args);
+	int e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), st = -1;
+	pid_t pid = srv.pid;
+
+	(void)state;
+	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_REQ, 0, 1, &e), 0);
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_true(fired(e, 3000));
+	assert_true(exits_within(pid, 3000, &st)); /* 400 ms, then gone */
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	srv.pid = 0;
+	vfk_device_close(d);
+	close(e);
+
+	d = serve(args);
+	e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pid = srv.pid;
+	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_REQ, 0, 1, &e), 0);
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_true(fired(e, 3000));
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_true(exits_within(pid, 300, &st));
+	srv.pid = 0;
+	vfk_device_close(d);
+	dev = NULL;
+	close(e);
+}
+
+/* An uncorrectable error the device reports reaches the ERR eventfd. */
+static void test_err_reported(void **state)
+{
+	static const char *const args[] = { "dma-test", "-q", NULL };
+	struct vfk_device *d = serve(args);
+	int e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	(void)state;
+	enable(d);
+	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_INJECT, 1), 0); /* nobody listens */
+	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_ERR, 0, 1, &e), 0);
+	assert_false(fired(e, 100));
+	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_INJECT, 1), 0);
+	assert_true(fired(e, 2000));
+	close(e);
+}
+
 /* ---- 2. MSI-X and MSI ---- */
 
 static void test_msix_function_mask(void **state)
@@ -414,6 +532,41 @@ static void test_disabled_all_ones(void **state)
 	enable(d);
 	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_SCRATCH, &back), 0);
 	assert_int_equal(back, 7);
+}
+
+/* D3hot stops decoding like a cleared Memory Space Enable (vfio-pci's
+ * __vfio_pci_memory_enabled); config space stays reachable, and D0 brings
+ * the BARs back with their contents (NoSoftRst+). */
+static void test_d3hot_gates_decoding(void **state)
+{
+	static const char *const args[] = { "dma-test", "-q", NULL };
+	struct vfk_device *d = serve(args);
+	uint8_t pos = 0, cap, pm = 0;
+	uint16_t pmcsr;
+	uint32_t back;
+
+	(void)state;
+	assert_int_equal(vfk_device_config_read(d, PCI_CAPABILITY_LIST, &pos, 1), 0);
+	while (pos) {
+		assert_int_equal(vfk_device_config_read(d, pos, &cap, 1), 0);
+		if (cap == PCI_CAP_ID_PM)
+			pm = pos;
+		assert_int_equal(vfk_device_config_read(d, pos + 1, &pos, 1), 0);
+	}
+	assert_true(pm);
+	enable(d);
+	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_SCRATCH, 0x5151), 0);
+	pmcsr = 3; /* D3hot */
+	assert_int_equal(vfk_device_config_write(d, pm + PCI_PM_CTRL, &pmcsr, 2), 0);
+	assert_int_equal(vfk_device_config_read(d, pm + PCI_PM_CTRL, &pmcsr, 2), 0);
+	assert_int_equal(pmcsr & PCI_PM_CTRL_STATE_MASK, 3);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_ID, &back), -EIO);
+	assert_int_equal(vfk_region_read(d, 5, 0, &back, 4), -EIO); /* I/O BAR too */
+	assert_int_equal(vfk_region_read(d, 2, 0, &back, 4), -EIO);
+	pmcsr = 0; /* D0 */
+	assert_int_equal(vfk_device_config_write(d, pm + PCI_PM_CTRL, &pmcsr, 2), 0);
+	assert_int_equal(dma_test_read32(d, DMA_TEST_REG_SCRATCH, &back), 0);
+	assert_int_equal(back, 0x5151);
 }
 
 static void test_revoke_on_disable(void **state)
@@ -702,6 +855,11 @@ int main(void)
 		cmocka_unit_test_teardown(test_msix_function_mask, teardown),
 		cmocka_unit_test_teardown(test_msi_per_vector_mask, teardown),
 		cmocka_unit_test_teardown(test_disabled_all_ones, teardown),
+		cmocka_unit_test_teardown(test_d3hot_gates_decoding, teardown),
+		cmocka_unit_test_teardown(test_keep_state, teardown),
+		cmocka_unit_test_teardown(test_req_on_stop, teardown),
+		cmocka_unit_test_teardown(test_req_grace_and_second_stop, teardown),
+		cmocka_unit_test_teardown(test_err_reported, teardown),
 		cmocka_unit_test_teardown(test_revoke_on_disable, teardown),
 		cmocka_unit_test_teardown(test_af_flr, teardown),
 		cmocka_unit_test_teardown(test_devmem_edges, teardown),
