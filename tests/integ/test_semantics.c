@@ -70,6 +70,23 @@ static bool fired(int efd, int timeout_ms)
 	return poll(&p, 1, timeout_ms) == 1 && read(efd, &v, 8) == 8;
 }
 
+/* Offset of standard capability `id` in config space (a failed test if
+ * it is missing), found by walking the list as a driver does. */
+static uint8_t find_cap(struct vfk_device *d, uint8_t id)
+{
+	uint8_t pos = 0, cap;
+
+	assert_int_equal(vfk_device_config_read(d, PCI_CAPABILITY_LIST, &pos, 1), 0);
+	for (unsigned guard = 0; pos && guard < 48; guard++) {
+		assert_int_equal(vfk_device_config_read(d, pos, &cap, 1), 0);
+		if (cap == id)
+			return pos;
+		assert_int_equal(vfk_device_config_read(d, pos + 1, &pos, 1), 0);
+	}
+	fail_msg("no capability %#x", id);
+	return 0;
+}
+
 static void enable(struct vfk_device *d)
 {
 	uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_IO | PCI_COMMAND_MASTER;
@@ -274,7 +291,7 @@ static void test_dma_test_64k_msix_relocated(void **state)
 	int e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	struct vfk_region_info ri;
 	struct vfk_device *d;
-	uint8_t pos = 0, cap;
+	uint8_t pos;
 
 	(void)state;
 	d = dma_test_64k("relocated");
@@ -284,14 +301,7 @@ static void test_dma_test_64k_msix_relocated(void **state)
 	assert_int_equal(ri.size, 0x10000); /* a 64K page */
 	assert_int_equal(vfk_device_config_read(d, PCI_BASE_ADDRESS_1, &bar1, 4), 0);
 	assert_int_equal(bar1 & 0xf, 0);      /* 32-bit memory BAR */
-	assert_int_equal(vfk_device_config_read(d, PCI_CAPABILITY_LIST, &pos, 1), 0);
-	while (pos) {
-		assert_int_equal(vfk_device_config_read(d, pos, &cap, 1), 0);
-		if (cap == PCI_CAP_ID_MSIX)
-			break;
-		assert_int_equal(vfk_device_config_read(d, pos + 1, &pos, 1), 0);
-	}
-	assert_true(pos);
+	pos = find_cap(d, PCI_CAP_ID_MSIX);
 	assert_int_equal(vfk_device_config_read(d, pos + PCI_MSIX_TABLE, &tbl, 4), 0);
 	assert_int_equal(vfk_device_config_read(d, pos + PCI_MSIX_PBA, &pba, 4), 0);
 	assert_int_equal(tbl, 1);              /* BIR 1, offset 0 */
@@ -429,19 +439,10 @@ static void test_msix_function_mask(void **state)
 	struct vfk_device *d = serve(args);
 	int e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	uint16_t ctl, msix = 0;
-	uint8_t cap, pos = 0;
 	uint32_t pba;
 
 	(void)state;
-	/* Find the MSI-X capability by walking config space. */
-	assert_int_equal(vfk_device_config_read(d, PCI_CAPABILITY_LIST, &pos, 1), 0);
-	while (pos) {
-		assert_int_equal(vfk_device_config_read(d, pos, &cap, 1), 0);
-		if (cap == PCI_CAP_ID_MSIX)
-			msix = pos;
-		assert_int_equal(vfk_device_config_read(d, pos + 1, &pos, 1), 0);
-	}
-	assert_true(msix);
+	msix = find_cap(d, PCI_CAP_ID_MSIX);
 	enable(d);
 	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_MSIX, 0, 1, &e), 0);
 	assert_int_equal(vfk_device_config_read(d, msix + PCI_MSIX_FLAGS, &ctl, 2), 0);
@@ -477,18 +478,11 @@ static void test_msi_per_vector_mask(void **state)
 	static const char *const args[] = { "dma-test", "-q", NULL };
 	struct vfk_device *d = serve(args);
 	int e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	uint8_t pos = 0, cap, msi = 0;
+	uint8_t msi;
 	uint32_t mask, pending;
 
 	(void)state;
-	assert_int_equal(vfk_device_config_read(d, PCI_CAPABILITY_LIST, &pos, 1), 0);
-	while (pos) {
-		assert_int_equal(vfk_device_config_read(d, pos, &cap, 1), 0);
-		if (cap == PCI_CAP_ID_MSI)
-			msi = pos;
-		assert_int_equal(vfk_device_config_read(d, pos + 1, &pos, 1), 0);
-	}
-	assert_true(msi);
+	msi = find_cap(d, PCI_CAP_ID_MSI);
 	enable(d);
 	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_MSI, 0, 1, &e), 0);
 	assert_int_equal(dma_test_start(d, 0, 0, 0, DMA_TEST_CTRL_IRQ), 0);
@@ -541,19 +535,12 @@ static void test_d3hot_gates_decoding(void **state)
 {
 	static const char *const args[] = { "dma-test", "-q", NULL };
 	struct vfk_device *d = serve(args);
-	uint8_t pos = 0, cap, pm = 0;
+	uint8_t pm;
 	uint16_t pmcsr;
 	uint32_t back;
 
 	(void)state;
-	assert_int_equal(vfk_device_config_read(d, PCI_CAPABILITY_LIST, &pos, 1), 0);
-	while (pos) {
-		assert_int_equal(vfk_device_config_read(d, pos, &cap, 1), 0);
-		if (cap == PCI_CAP_ID_PM)
-			pm = pos;
-		assert_int_equal(vfk_device_config_read(d, pos + 1, &pos, 1), 0);
-	}
-	assert_true(pm);
+	pm = find_cap(d, PCI_CAP_ID_PM);
 	enable(d);
 	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_SCRATCH, 0x5151), 0);
 	pmcsr = 3; /* D3hot */
@@ -608,19 +595,12 @@ static void test_af_flr(void **state)
 {
 	static const char *const args[] = { "subpage", "-q", NULL };
 	struct vfk_device *d = serve(args);
-	uint8_t pos = 0, cap, af = 0, ctl = PCI_AF_CTRL_FLR;
+	uint8_t af, ctl = PCI_AF_CTRL_FLR;
 	uint32_t v = 0x77, bar0 = 0xfe000000;
 	uint16_t cmd;
 
 	(void)state;
-	assert_int_equal(vfk_device_config_read(d, PCI_CAPABILITY_LIST, &pos, 1), 0);
-	while (pos) {
-		assert_int_equal(vfk_device_config_read(d, pos, &cap, 1), 0);
-		if (cap == PCI_CAP_ID_AF)
-			af = pos;
-		assert_int_equal(vfk_device_config_read(d, pos + 1, &pos, 1), 0);
-	}
-	assert_true(af);
+	af = find_cap(d, PCI_CAP_ID_AF);
 	enable(d);
 	assert_int_equal(vfk_device_config_write(d, PCI_BASE_ADDRESS_0, &bar0, 4), 0);
 	assert_int_equal(vfk_region_write(d, 5, 4, &v, 4), 0);
