@@ -35,6 +35,10 @@ struct vu {
 	size_t nwins, capwins;
 	uint8_t *reply;    /* copy of the last reply payload */
 	size_t reply_cap;
+	/* Our answer to a server's DMA_READ: storage of its own, since the
+	 * request is served while a reply is waited for, or after it was
+	 * copied to `reply` and before the caller decoded it. */
+	uint8_t *served;
 };
 
 static struct vu *vu(struct vfk_device *d)
@@ -131,14 +135,14 @@ static void serve_request(struct vfk_device *d, struct vfk_msg *m)
 		if (!rc) {
 			/* The reply is the request header plus the data; the
 			 * reply buffer is sized for max_data_xfer. */
-			rc = win_copy(v, false, rw.offset, v->reply + 16, rw.count,
+			rc = win_copy(v, false, rw.offset, v->served + 16, rw.count,
 				      VFK_DMA_READ);
 			if (!rc) {
-				struct iovec iov = { v->reply, 16 + (size_t)rw.count };
+				struct iovec iov = { v->served, 16 + (size_t)rw.count };
 				uint64_t c = rw.count;
 
-				memcpy(v->reply, &rw.offset, 8);
-				memcpy(v->reply + 8, &c, 8);
+				memcpy(v->served, &rw.offset, 8);
+				memcpy(v->served + 8, &c, 8);
 				d->stats.dma_served++;
 				if (!(m->hdr.flags & VFK_F_NO_REPLY))
 					send_or_die(d, &h, &iov, 1);
@@ -685,6 +689,7 @@ static void vu_close(struct vfk_device *d)
 	v->ch->ops->destroy(v->ch);
 	free(v->wins);
 	free(v->reply);
+	free(v->served);
 	free(v);
 }
 
@@ -714,11 +719,12 @@ int vfk_vfio_user_attach(struct vfk_device *d, int fd)
 		return -ENOMEM;
 	v->reply_cap = 64 + (size_t)d->opts.max_data_xfer;
 	v->reply = malloc(v->reply_cap);
+	v->served = malloc(v->reply_cap);
 	/* The channel owns a duplicate, so a failure leaves `fd` as the
 	 * caller gave it. */
-	cfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (!v->reply || cfd < 0) {
-		rc = cfd < 0 ? -errno : -ENOMEM;
+	cfd = v->reply && v->served ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (!v->reply || !v->served || cfd < 0) {
+		rc = v->reply && v->served ? -errno : -ENOMEM;
 		goto fail;
 	}
 	/* Replies are waited for inside recvmsg, which needs a blocking fd
@@ -751,6 +757,7 @@ fail:
 	if (fl >= 0)
 		fcntl(fd, F_SETFL, fl);
 	free(v->reply);
+	free(v->served);
 	free(v);
 	return rc;
 }

@@ -430,6 +430,42 @@ static void test_dma(void **state)
 	close_dev(d);
 }
 
+/* A register read while the device does message DMA: the server's
+ * DMA_READ requests arrive between the read and its reply, and serving
+ * them must not touch the reply the read is waiting for (it did: -EPROTO
+ * on every run with a 1 MiB copy from memory without fd). */
+static void test_register_reads_during_message_dma(void **state)
+{
+	struct vfk_device *d = open_dev();
+	uint8_t *src = aligned_alloc(4096, 1 << 20), *dst = aligned_alloc(4096, 1 << 20);
+	unsigned reads = 0;
+	uint32_t st = DMA_TEST_STATUS_BUSY;
+
+	(void)state;
+	for (int i = 0; i < 1 << 20; i++)
+		src[i] = (uint8_t)(i * 13 + 1);
+	memset(dst, 0, 1 << 20);
+	assert_int_equal(dma_test_enable(d), 0);
+	assert_int_equal(vfk_device_dma_map(d, &(struct vfk_dma_mapping){
+		IOVA_A, 1 << 20, src, -1, 0, VFK_DMA_READ }), 0);
+	assert_int_equal(vfk_device_dma_map(d, &(struct vfk_dma_mapping){
+		IOVA_B, 1 << 20, dst, -1, 0, VFK_DMA_WRITE }), 0);
+	assert_int_equal(dma_test_start(d, IOVA_A, IOVA_B, 1 << 20, 0), 0);
+	while (st & DMA_TEST_STATUS_BUSY) {
+		int rc = dma_test_read32(d, DMA_TEST_REG_STATUS, &st);
+
+		if (rc)
+			fail_msg("STATUS read %u during the copy: %s", reads, vfk_strerror(rc));
+		reads++;
+	}
+	assert_int_equal(st, DMA_TEST_STATUS_DONE);
+	assert_memory_equal(src, dst, 1 << 20);
+	assert_int_equal(vfk_device_dma_unmap_all(d), 0);
+	free(src);
+	free(dst);
+	close_dev(d);
+}
+
 static void test_reset(void **state)
 {
 	struct vfk_device *d = open_dev();
@@ -558,6 +594,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_intx, teardown_dev),
 		cmocka_unit_test_teardown(test_dma, teardown_dev),
 		cmocka_unit_test_teardown(test_reset, teardown_dev),
+		cmocka_unit_test_teardown(test_register_reads_during_message_dma, teardown_dev),
 		cmocka_unit_test_teardown(test_reconnect_resets_state, teardown_dev),
 		cmocka_unit_test_teardown(test_raw_messages, teardown_dev),
 	};
