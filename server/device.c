@@ -648,8 +648,14 @@ void vfk_dev_reset_state(struct vfk_dev *dev)
 	vfk_irq_reset(dev);
 }
 
+unsigned vfk_dev_reset_count(const struct vfk_dev *dev)
+{
+	return dev->reset_count;
+}
+
 int vfk_dev_do_reset(struct vfk_dev *dev, enum vfk_reset_kind kind)
 {
+	dev->reset_count++;
 	vfk_dev_reset_state(dev);
 	vfk_dev_log(dev, VFK_LOG_INFO, "device reset (%s)",
 		    kind == VFK_RESET_FLR ? "FLR" : kind == VFK_RESET_RELEASE ? "client left"

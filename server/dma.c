@@ -425,6 +425,7 @@ static void remove_range(struct vfk_dev *dev, size_t from, size_t to)
 	memmove(&t->starts[from], &t->starts[to], (t->n - to) * sizeof(uint64_t));
 	t->n -= n;
 	summary_update(t, from);
+	atomic_fetch_add(&t->gen, 1);
 	pthread_rwlock_unlock(&t->lock);
 	for (size_t k = 0; k < n; k++) {
 		struct vfk_dma_window pub = { gone[k].iova, gone[k].last - gone[k].iova + 1,
@@ -590,6 +591,7 @@ static int dma_copy(struct vfk_dev *dev, bool write, uint64_t iova, void *buf,
 	uint8_t *b = buf;
 	size_t hint = atomic_load_explicit(&t->hint, memory_order_relaxed);
 	bool has_msg;
+	unsigned resets;
 	int rc;
 
 	if (len == 0)
@@ -625,6 +627,7 @@ static int dma_copy(struct vfk_dev *dev, bool write, uint64_t iova, void *buf,
 	if (!dev->srv || dev->in_region_cb ||
 	    !pthread_equal(pthread_self(), dev->srv_thread))
 		return -EDEADLK;
+	resets = dev->reset_count;
 	while (cur != end) {
 		struct dma_win *w;
 		uint64_t chunk;
@@ -651,6 +654,10 @@ static int dma_copy(struct vfk_dev *dev, bool write, uint64_t iova, void *buf,
 			rc = vfk_server_dma_msg(dev->srv, write, cur, b, chunk);
 			if (rc)
 				return rc;
+			/* The client was served meanwhile: a reset voids what
+			 * the device was doing, so its DMA fails. */
+			if (dev->reset_count != resets)
+				return -ECANCELED;
 		}
 		b += chunk;
 		cur += chunk;

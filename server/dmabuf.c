@@ -186,12 +186,27 @@ int vfk_dma_map_buf(struct vfk_dev *dev, uint64_t iova, size_t len,
 		}
 	}
 	memset(buf, 0, sizeof(*buf));
+	buf->gen = atomic_load(&dev->dma.gen);
 	buf->host = host;
 	buf->iova = iova;
 	buf->len = len;
 	buf->dir = dir;
 	buf->bounced = bounce;
 	buf->slot = slot;
+	return 0;
+}
+
+int vfk_dma_buf_check(struct vfk_dev *dev, struct vfk_dma_buf *buf)
+{
+	struct vfk_sg sg;
+	unsigned long gen = atomic_load(&dev->dma.gen);
+
+	if (buf->bounced || buf->gen == gen)
+		return 0; /* the pool is ours; no window went since the map */
+	if (vfk_dma_translate(dev, buf->iova, buf->len, dir_prot(buf->dir), &sg, 1) != 1 ||
+	    sg.host != buf->host)
+		return -EFAULT;
+	buf->gen = gen;
 	return 0;
 }
 
@@ -218,15 +233,20 @@ int vfk_dma_sync_for_cpu(struct vfk_dev *dev, struct vfk_dma_buf *buf)
 	return 0;
 }
 
+void vfk_dma_release_buf(struct vfk_dev *dev, struct vfk_dma_buf *buf)
+{
+	if (buf->bounced)
+		pool_free(dev, buf->slot, buf->len);
+	buf->host = NULL;
+	buf->bounced = false;
+}
+
 int vfk_dma_unmap_buf(struct vfk_dev *dev, struct vfk_dma_buf *buf)
 {
 	int rc = 0;
 
 	if (buf->dir & VFK_DMA_FROM_DEVICE)
 		rc = vfk_dma_sync_for_cpu(dev, buf);
-	if (buf->bounced)
-		pool_free(dev, buf->slot, buf->len);
-	buf->host = NULL;
-	buf->bounced = false;
+	vfk_dma_release_buf(dev, buf);
 	return rc;
 }

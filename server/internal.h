@@ -92,6 +92,7 @@ struct dma_table {
 	struct dma_file *files;
 	uint32_t max;
 	atomic_size_t hint;     /* index of the window that answered last */
+	atomic_ulong gen;       /* windows removed so far: vfk_dma_buf_check */
 };
 
 struct vfk_dev {
@@ -164,6 +165,7 @@ struct vfk_dev {
 	/* Set while a region-access callback runs: message DMA would deadlock. */
 	bool in_region_cb;
 	bool flr_requested; /* a config write asked for FLR; done after it */
+	unsigned reset_count; /* resets so far (vfk_dev_reset_count) */
 	enum vfk_disabled_access disabled_access;
 	pthread_t srv_thread; /* the thread running dispatch, for DMA messages */
 };

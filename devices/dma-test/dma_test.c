@@ -26,6 +26,13 @@ struct dma_test {
 	uint64_t src, dst;
 	uint32_t len, ctrl, status, err, count, scratch, bounced;
 	uint32_t io_scratch;
+	/* The copy as the doorbell found the registers: the client may
+	 * rewrite them while the copy waits in message DMA. */
+	struct {
+		uint64_t src, dst;
+		uint32_t len, ctrl;
+		unsigned resets; /* vfk_dev_reset_count() at the doorbell */
+	} job;
 };
 
 #define CHUNK (64u << 10)
@@ -131,18 +138,30 @@ static int bar_write(struct vfk_dev *dev, unsigned bar, uint64_t off,
 			t->status = (t->status & ~(DMA_TEST_STATUS_DONE |
 						   DMA_TEST_STATUS_ERROR)) |
 				    DMA_TEST_STATUS_BUSY;
+			t->job.src = t->src;
+			t->job.dst = t->dst;
+			t->job.len = t->len;
+			t->job.ctrl = t->ctrl;
+			t->job.resets = vfk_dev_reset_count(dev);
 			kick(t);
 		}
 	}
 	return 0;
 }
 
-/* The copy, run from the server loop when the doorbell was rung. */
+/*
+ * The copy, run from the server loop when the doorbell was rung, on the
+ * registers latched then.  Its DMA calls may serve the client meanwhile
+ * (server.h, "Message DMA and re-entrancy"): a window may go, so both
+ * buffers are checked before the engine touches them, and a reset voids
+ * the copy, which then signals nothing.
+ */
 static void run_copy(struct vfk_server *srv, int fd, uint32_t events, void *arg)
 {
 	struct vfk_dev *dev = arg;
 	struct dma_test *t = dt(dev);
 	uint64_t v, done = 0;
+	uint32_t len = t->job.len;
 	int rc = 0;
 
 	(void)srv;
@@ -151,29 +170,41 @@ static void run_copy(struct vfk_server *srv, int fd, uint32_t events, void *arg)
 		return;
 	if (!vfk_dev_bus_master(dev))
 		rc = -EACCES; /* no DMA without Bus Master Enable, as in hardware */
-	else if (t->len > DMA_TEST_MAX_LEN)
+	else if (len > DMA_TEST_MAX_LEN)
 		rc = -E2BIG;
-	while (!rc && done < t->len) {
-		uint32_t n = t->len - done < CHUNK ? (uint32_t)(t->len - done) : CHUNK;
+	while (!rc && done < len) {
+		uint32_t n = len - done < CHUNK ? (uint32_t)(len - done) : CHUNK;
 		struct vfk_dma_buf src, dst;
 
 		/* As a driver would with the DMA API: map, let the engine
 		 * work on host memory, sync, unmap. */
-		rc = vfk_dma_map_buf(dev, t->src + done, n, VFK_DMA_TO_DEVICE, &src);
+		rc = vfk_dma_map_buf(dev, t->job.src + done, n, VFK_DMA_TO_DEVICE, &src);
 		if (rc)
 			break;
-		rc = vfk_dma_map_buf(dev, t->dst + done, n, VFK_DMA_FROM_DEVICE, &dst);
+		rc = vfk_dma_map_buf(dev, t->job.dst + done, n, VFK_DMA_FROM_DEVICE, &dst);
 		if (rc) {
 			vfk_dma_unmap_buf(dev, &src);
 			break;
 		}
 		t->bounced += src.bounced + dst.bounced;
-		/* Mapping synced for the device already. */
-		memmove(dst.host, src.host, n);
-		rc = vfk_dma_unmap_buf(dev, &dst); /* syncs for the CPU */
+		/* Mapping synced for the device already; the second map may
+		 * have served an unmap of the first's memory. */
+		rc = vfk_dma_buf_check(dev, &src);
+		if (!rc)
+			rc = vfk_dma_buf_check(dev, &dst);
+		if (!rc) {
+			memmove(dst.host, src.host, n);
+			rc = vfk_dma_unmap_buf(dev, &dst); /* syncs for the CPU */
+		} else {
+			vfk_dma_release_buf(dev, &dst); /* an IOMMU fault: nothing lands */
+		}
 		vfk_dma_unmap_buf(dev, &src);
 		done += n;
+		if (vfk_dev_reset_count(dev) != t->job.resets)
+			return; /* reset meanwhile: the copy is void */
 	}
+	if (vfk_dev_reset_count(dev) != t->job.resets)
+		return;
 	t->status &= ~DMA_TEST_STATUS_BUSY;
 	if (rc) {
 		t->status |= DMA_TEST_STATUS_ERROR;

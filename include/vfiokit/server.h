@@ -485,14 +485,40 @@ int vfk_irq_active(struct vfk_dev *dev);
 /* ---- DMA ---------------------------------------------------------------- */
 
 /*
+ * Message DMA and re-entrancy.  A DMA call that reaches memory without an
+ * fd (vfk_dma_read/write, and vfk_dma_map_buf, sync and unmap_buf when
+ * they bounce such memory) sends DMA_READ/DMA_WRITE and, while it waits
+ * for the reply, goes on serving the client on the same stack: QEMU
+ * serves those requests under its big lock, which a vCPU may hold while
+ * it waits for the answer to an MMIO access, so not answering would
+ * deadlock.  So while a model waits in such a call, any callback may run:
+ * bar_read/bar_write, config_written, reset, dma_map/dma_unmap,
+ * irq_changed, and detach (the client left).  What a model does about it:
+ *   - latch what an operation needs when it starts (registers at the
+ *     doorbell), rather than read registers the client may rewrite;
+ *   - compare vfk_dev_reset_count() before and after: a reset voids the
+ *     operation, which must then signal no completion.  The library helps:
+ *     a message DMA call during which the device was reset fails with
+ *     -ECANCELED;
+ *   - recheck host pointers it holds across the call (vfk_dma_buf_check,
+ *     or a new vfk_dma_translate): the window may be gone.
+ * Calls that reach only mapped memory never serve the client.
+ */
+
+/* Resets so far (DEVICE_RESET, FLR, a client leaving): a model that
+ * waited in a DMA call compares it before and after.  Server thread. */
+unsigned vfk_dev_reset_count(const struct vfk_dev *dev);
+
+/*
  * Copy `len` bytes from client memory at `iova` into `buf` (or from `buf`
  * into client memory).  The range may span several windows.  Windows with
  * a host mapping are copied directly; others through DMA_READ/DMA_WRITE
  * messages, which is allowed only on the server thread and outside
  * bar_read/bar_write/config_written callbacks (it needs the client to
- * answer: -EDEADLK there).  -EFAULT if a byte is not mapped, -EACCES if a
- * window forbids the access; nothing is copied then.  Thread-safe for
- * mapped windows.
+ * answer: -EDEADLK there), and serves the client meanwhile (see above;
+ * -ECANCELED if the device was reset meanwhile).  -EFAULT if a byte is
+ * not mapped, -EACCES if a window forbids the access; nothing is copied
+ * then.  Thread-safe for mapped windows.
  */
 int vfk_dma_read(struct vfk_dev *dev, uint64_t iova, void *buf, size_t len);
 int vfk_dma_write(struct vfk_dev *dev, uint64_t iova, const void *buf,
@@ -554,6 +580,7 @@ struct vfk_dma_buf {
 	enum vfk_dma_dir dir;  /* as mapped: what the sync points copy */
 	bool bounced;          /* host is a pool buffer, not client memory */
 	uint32_t slot;         /* private to the library */
+	unsigned long gen;     /* private: the DMA table as mapped */
 };
 
 /*
@@ -603,6 +630,18 @@ int vfk_dma_sync_for_device(struct vfk_dev *dev, struct vfk_dma_buf *buf);
 int vfk_dma_sync_for_cpu(struct vfk_dev *dev, struct vfk_dma_buf *buf);
 /* Sync for the CPU if the engine wrote, and release the buffer. */
 int vfk_dma_unmap_buf(struct vfk_dev *dev, struct vfk_dma_buf *buf);
+/* Release the buffer without syncing for the CPU, for a transfer that
+ * failed: nothing left in a bounce buffer reaches the client (Linux's
+ * DMA_ATTR_SKIP_CPU_SYNC). */
+void vfk_dma_release_buf(struct vfk_dev *dev, struct vfk_dma_buf *buf);
+/*
+ * Whether `buf` may still be used: 0, or -EFAULT if it is client memory
+ * (not bounced) and the client unmapped it since.  Call it after any DMA
+ * call that may have served the client meanwhile (see "Message DMA and
+ * re-entrancy") and before the engine touches `host`: an engine that
+ * went on would reach memory that is gone.
+ */
+int vfk_dma_buf_check(struct vfk_dev *dev, struct vfk_dma_buf *buf);
 
 /* ---- Serving ------------------------------------------------------------ */
 

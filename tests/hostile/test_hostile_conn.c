@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +320,100 @@ static void test_dma_serves_commands_meanwhile(void **state)
 	dma_reply(fd, id, VFK_CMD_DMA_WRITE, DST_IOVA, COPY_LEN, NULL);
 	assert_int_equal(wait_copy(fd, 5000), DMA_TEST_STATUS_DONE);
 	assert_int_equal(hx_bar0_read32(fd, DMA_TEST_REG_COUNT), count0 + 1);
+	hx_close(fd);
+	hs_check_fresh(&S);
+}
+
+/* A DEVICE_RESET while the copy waits for its data voids the copy: the
+ * reset's reply comes first, the data after it is not written anywhere,
+ * and no status or interrupt says the copy completed. */
+static void test_dma_reset_during_copy(void **state)
+{
+	uint8_t pat[COPY_LEN], b[64];
+	int fd = start_copy_session(), e = hx_eventfd();
+	struct pollfd p = { e, POLLIN, 0 };
+	struct vfk_hdr h;
+	uint16_t id;
+
+	(void)state;
+	memset(pat, 0x42, sizeof(pat));
+	assert_int_equal(hx_set_irqs(fd, VFK_IRQ_SET_DATA_EVENTFD | VFK_IRQ_SET_ACTION_TRIGGER,
+				     VFK_PCI_MSIX, 0, 1, &e, 1), 0);
+	hx_bar0_write(fd, DMA_TEST_REG_SRC, SRC_IOVA, 8);
+	hx_bar0_write(fd, DMA_TEST_REG_DST, DST_IOVA, 8);
+	hx_bar0_write(fd, DMA_TEST_REG_LEN, COPY_LEN, 4);
+	hx_bar0_write(fd, DMA_TEST_REG_CTRL, DMA_TEST_CTRL_IRQ, 4);
+	hx_bar0_write(fd, DMA_TEST_REG_DOORBELL, 1, 4);
+	id = expect_dma_req(fd, VFK_CMD_DMA_READ, SRC_IOVA, COPY_LEN, NULL);
+	assert_int_equal(hx_call(fd, VFK_CMD_DEVICE_RESET, NULL, 0, NULL, 0, NULL, 0, NULL), 0);
+	dma_reply(fd, id, VFK_CMD_DMA_READ, SRC_IOVA, COPY_LEN, pat);
+	/* Nothing more from the server: no read of the destination, no
+	 * write of the data. */
+	assert_int_equal(raw_recv(fd, &h, b, sizeof(b), NULL, NULL, 300), -ETIMEDOUT);
+	hx_enable(fd); /* the reset cleared the command register */
+	assert_int_equal(hx_bar0_read32(fd, DMA_TEST_REG_STATUS), 0);
+	assert_int_equal(hx_bar0_read32(fd, DMA_TEST_REG_COUNT), 0);
+	assert_int_equal(poll(&p, 1, 100), 0);
+	close(e);
+	hx_close(fd);
+	hs_check_fresh(&S);
+}
+
+/* Registers the client rewrites while a copy waits in message DMA do not
+ * change the copy: it runs on what the doorbell latched (a LEN write used
+ * to cut a 128 KiB copy to its first 64 KiB chunk and report DONE). */
+static void test_dma_registers_latched(void **state)
+{
+	static uint8_t mem[0x40000], b[16 + 0x10000];
+	const uint64_t base = 0x200000, len = 0x20000;
+	int fd = hx_session(&S);
+	unsigned reads = 0;
+	bool rewrote = false;
+
+	(void)state;
+	hx_enable(fd);
+	for (size_t i = 0; i < len; i++)
+		mem[i] = (uint8_t)(i * 3 + 7);
+	memset(mem + len, 0, len);
+	assert_int_equal(hx_dma_map(fd, base, sizeof(mem), 3, 0, NULL, 0), 0);
+	hx_bar0_write(fd, DMA_TEST_REG_SRC, base, 8);
+	hx_bar0_write(fd, DMA_TEST_REG_DST, base + len, 8);
+	hx_bar0_write(fd, DMA_TEST_REG_LEN, len, 4);
+	hx_bar0_write(fd, DMA_TEST_REG_CTRL, 0, 4);
+	hx_bar0_write(fd, DMA_TEST_REG_DOORBELL, 1, 4);
+	/* Serve the copy's requests from `mem`; after the first, rewrite
+	 * LEN and SRC. */
+	for (;;) {
+		struct vfk_hdr h;
+		uint64_t a, c;
+		int n = raw_recv(fd, &h, b, sizeof(b), NULL, NULL, 500);
+
+		if (n == -ETIMEDOUT)
+			break;
+		assert_true(n >= 16);
+		memcpy(&a, b, 8);
+		memcpy(&c, b + 8, 8);
+		assert_true(a >= base && c <= sizeof(mem) && a - base <= sizeof(mem) - c);
+		if (!rewrote) {
+			/* While the server waits for this answer. */
+			hx_bar0_write(fd, DMA_TEST_REG_LEN, 0x1000, 4);
+			hx_bar0_write(fd, DMA_TEST_REG_SRC, base + 0x30000, 8);
+			rewrote = true;
+		}
+		if (h.cmd == VFK_CMD_DMA_WRITE) {
+			memcpy(mem + (a - base), b + 16, c);
+			dma_reply(fd, h.id, h.cmd, a, c, NULL);
+		} else {
+			assert_int_equal(h.cmd, VFK_CMD_DMA_READ);
+			memcpy(b + 16, mem + (a - base), c);
+			assert_int_equal(hx_send_hdr(fd, h.id, h.cmd, (uint32_t)(32 + c),
+						     VFK_F_TYPE_REPLY, 0, b, 16 + c, NULL, 0), 0);
+			reads++;
+		}
+	}
+	assert_int_equal(wait_copy(fd, 2000), DMA_TEST_STATUS_DONE);
+	assert_true(reads >= 2); /* both chunks were read */
+	assert_memory_equal(mem, mem + len, len);
 	hx_close(fd);
 	hs_check_fresh(&S);
 }
@@ -761,6 +856,8 @@ int main(void)
 		HX_TEST(test_fd_on_middle_byte),
 		HX_TEST(test_byte_per_write),
 		HX_TEST(test_dma_serves_commands_meanwhile),
+		HX_TEST(test_dma_reset_during_copy),
+		HX_TEST(test_dma_registers_latched),
 		HX_TEST(test_dma_disconnect_while_waiting),
 		HX_TEST(test_dma_disconnect_mid_reply),
 		HX_TEST(test_dma_bad_replies),

@@ -420,7 +420,25 @@ static void test_streaming(void **state)
 	assert_false(b.bounced);
 	((uint8_t *)b.host)[7] = 0x3c; /* the client's own page (file 0x2000) */
 	assert_int_equal(fx.mem[0x2007], 0x3c);
-	assert_int_equal(vfk_dma_unmap_buf(d, &b), 0);
+	/* Still valid while its window stays, whatever else goes ... */
+	assert_int_equal(vfk_dma_remove(d, hi + 0x10000, 0x2000), 0);
+	assert_int_equal(vfk_dma_buf_check(d, &b), 0);
+	/* ... and not once its own window went (the engine must stop). */
+	assert_int_equal(vfk_dma_remove(d, hi + 0x2000, 0x1000), 0);
+	assert_int_equal(vfk_dma_buf_check(d, &b), -EFAULT);
+	vfk_dma_release_buf(d, &b);
+	assert_null(b.host);
+	/* A bounced buffer is the pool's: always valid; released without a
+	 * copy back, nothing reaches the client. */
+	memset(fx.mem, 0x12, 0x2000);
+	assert_int_equal(vfk_dma_map_buf(d, hi, 0x2000, VFK_DMA_FROM_DEVICE, &b), 0);
+	assert_true(b.bounced);
+	memset(b.host, 0x99, 0x2000);
+	assert_int_equal(vfk_dma_remove(d, hi + 0x3000, 0x1000), 0);
+	assert_int_equal(vfk_dma_buf_check(d, &b), 0);
+	vfk_dma_release_buf(d, &b);
+	assert_int_equal(fx.mem[0], 0x12);
+	assert_int_equal(fx.mem[0x1fff], 0x12);
 }
 
 int main(void)
