@@ -130,10 +130,15 @@ static int bar_access(struct vfk_dev *dev, bool write, unsigned bar,
 			if (write)
 				rc = dev->ops->bar_write ?
 					     dev->ops->bar_write(dev, bar, off, buf, n) : 0;
-			else if (dev->ops->bar_read)
-				rc = dev->ops->bar_read(dev, bar, off, buf, n);
-			else
+			else {
+				/* The buffer is the reply scratch, reused from
+				 * message to message: a model that fills only
+				 * its registers' bytes must not hand the client
+				 * fragments of an earlier reply. */
 				memset(buf, 0, n);
+				if (dev->ops->bar_read)
+					rc = dev->ops->bar_read(dev, bar, off, buf, n);
+			}
 			dev->in_region_cb = false;
 			if (rc > 0)
 				rc = -EIO; /* the contract is 0 or -errno */

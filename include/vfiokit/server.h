@@ -108,6 +108,7 @@ struct vfk_dev_ops {
 	 * outside the MSI-X table and PBA (the library serves those).  The
 	 * access arrives as the client issued it (usually 1, 2, 4 or 8 bytes,
 	 * little-endian).  Return 0, or a negative errno sent to the client.
+	 * bar_read's `buf` starts zeroed: bytes the model leaves read as 0.
 	 * NULL: reads return zeros, writes are dropped.
 	 */
 	int (*bar_read)(struct vfk_dev *dev, unsigned bar, uint64_t offset,
