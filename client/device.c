@@ -337,6 +337,18 @@ static int region_cached(struct vfk_device *d, uint32_t index,
 		err = d->ops->get_region_info(d, index, rc);
 		if (err)
 			return err;
+		/* A range past 2^64 would make an mmap of its areas alias the
+		 * start of the fd: refused for every transport. */
+		if (rc->info.size && rc->info.offset + rc->info.size - 1 < rc->info.offset) {
+			vfk_client_log(d, VFK_LOG_ERR, "region %u: offset %#llx + size %#llx wraps",
+				       index, (unsigned long long)rc->info.offset,
+				       (unsigned long long)rc->info.size);
+			if (rc->map_fd >= 0)
+				close(rc->map_fd);
+			rc->map_fd = -1;
+			memset(&rc->info, 0, sizeof(rc->info));
+			return -EPROTO;
+		}
 		rc->info.areas = rc->areas;
 		rc->valid = true;
 	}

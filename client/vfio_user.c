@@ -404,7 +404,8 @@ static int vu_get_region_info(struct vfk_device *d, uint32_t index,
 		if (ex.len < sizeof(w))
 			goto bad;
 		memcpy(&w, v->reply, sizeof(w));
-		if (w.index != index || (w.flags & ~VFK_REGION_FLAGS_KNOWN))
+		if (w.index != index || (w.flags & ~VFK_REGION_FLAGS_KNOWN) ||
+		    w.argsz < sizeof(w))
 			goto bad;
 		if (w.argsz > argsz) {
 			/* Too small: retry once with the size we were told,
