@@ -335,6 +335,8 @@ static int negotiate(struct vfk_device *d)
 	iov.iov_base = buf;
 	iov.iov_len = (size_t)n;
 	rc = request(d, VFK_CMD_VERSION, &iov, 1, NULL, 0, false, &ex);
+	if (rc == -EBUSY)
+		vfk_client_log(d, VFK_LOG_ERR, "the device is in use by another client");
 	if (rc)
 		return rc;
 	rc = vfk_version_decode(v->reply, ex.len, &rep);

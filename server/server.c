@@ -36,7 +36,7 @@
 #include "../channel/channel.h"
 #include "internal.h"
 
-enum src_kind { SRC_LISTEN, SRC_CONN, SRC_STOP, SRC_UNMASK, SRC_WATCH, SRC_GRACE };
+enum src_kind { SRC_LISTEN, SRC_CONN, SRC_STOP, SRC_UNMASK, SRC_WATCH, SRC_GRACE, SRC_REFUSE };
 
 /* What an epoll event points at. */
 struct ep_src {
@@ -62,10 +62,11 @@ struct vfk_server {
 	char *listen_path;      /* unlinked on destroy */
 	int stop_fd;            /* eventfd written by vfk_server_stop() */
 	int grace_fd;           /* timerfd: the end of a stop's REQ grace */
+	int refuse_fd;          /* a second client, waiting for its EBUSY */
 	bool req_sent;          /* a stop asked the client to release (REQ) */
 	int unmask_fd;          /* our dup of the INTx unmask eventfd */
 	unsigned unmask_gen;    /* the device's intx_unmask_gen it follows */
-	struct ep_src src_listen, src_conn, src_stop, src_unmask, src_grace;
+	struct ep_src src_listen, src_conn, src_stop, src_unmask, src_grace, src_refuse;
 	struct vfk_channel *ch; /* the client, or NULL */
 	bool conn_adopted;      /* serving one fd given by the caller */
 	bool conn_wants_out;    /* EPOLLOUT is in the conn's interest set */
@@ -90,6 +91,8 @@ struct vfk_server {
 };
 
 enum { UD_RECV = 1, UD_POLL, UD_POLLOUT, UD_CANCEL };
+
+static void refuse_close(struct vfk_server *srv);
 
 /* ---- logging ---- */
 
@@ -883,13 +886,14 @@ int vfk_server_create(struct vfk_dev *dev, const struct vfk_server_opts *opts,
 	if (srv->opts.reply_timeout_ms <= 0)
 		srv->opts.reply_timeout_ms = 5000;
 	srv->dev = dev;
-	srv->listen_fd = srv->stop_fd = srv->unmask_fd = srv->grace_fd = -1;
+	srv->listen_fd = srv->stop_fd = srv->unmask_fd = srv->grace_fd = srv->refuse_fd = -1;
 	srv->epfd = srv->epfd_other = -1;
 	srv->src_listen.kind = SRC_LISTEN;
 	srv->src_conn.kind = SRC_CONN;
 	srv->src_stop.kind = SRC_STOP;
 	srv->src_unmask.kind = SRC_UNMASK;
 	srv->src_grace.kind = SRC_GRACE;
+	srv->src_refuse.kind = SRC_REFUSE;
 	srv->next_id = 0x8000;
 	/* Replies: the largest is a REGION_READ of max_data_xfer bytes. */
 	srv->tx_cap = 64 + srv->opts.max_data_xfer;
@@ -953,6 +957,7 @@ void vfk_server_destroy(struct vfk_server *srv)
 		unlink(srv->listen_path);
 		free(srv->listen_path);
 	}
+	refuse_close(srv);
 	close(srv->stop_fd);
 	close(srv->grace_fd);
 	close(srv->epfd);
@@ -1078,6 +1083,34 @@ int vfk_server_fd(struct vfk_server *srv)
 	return srv->epfd;
 }
 
+static void refuse_close(struct vfk_server *srv)
+{
+	if (srv->refuse_fd < 0)
+		return;
+	ep_del(srv, srv->refuse_fd);
+	close(srv->refuse_fd);
+	srv->refuse_fd = -1;
+}
+
+/* The refused client's first request has (part of) its header here:
+ * answer it with EBUSY, whatever it is, and close. */
+static void refuse_answer(struct vfk_server *srv)
+{
+	struct vfk_hdr h;
+	ssize_t n = recv(srv->refuse_fd, &h, sizeof(h), MSG_PEEK | MSG_DONTWAIT);
+
+	if (n > 0 && (size_t)n < sizeof(h))
+		return; /* the rest of the header is on its way */
+	if (n == (ssize_t)sizeof(h)) {
+		struct vfk_hdr r = { .id = h.id, .cmd = h.cmd, .size = sizeof(r),
+				     .flags = VFK_F_TYPE_REPLY | VFK_F_ERROR, .error = EBUSY };
+
+		n = send(srv->refuse_fd, &r, sizeof(r), MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)n;
+	}
+	refuse_close(srv);
+}
+
 static void accept_client(struct vfk_server *srv)
 {
 	int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -1089,10 +1122,18 @@ static void accept_client(struct vfk_server *srv)
 	if (srv->ch)
 		conn_input(srv);
 	if (srv->ch) {
-		/* One client at a time: the spec gives each client its own
-		 * socket; a second connection is refused by closing it. */
-		slog(srv, VFK_LOG_WARN, "refused a second client");
-		close(fd);
+		/* One client at a time (the spec gives each client its own
+		 * socket).  A second one gets an answer, not a bare reset:
+		 * its first request is answered EBUSY, then it is closed.
+		 * One such client waits at a time; a newer one takes over
+		 * the slot of one that never sent anything. */
+		slog(srv, VFK_LOG_WARN, "refused a second client: the device is in use");
+		refuse_close(srv);
+		if (ep_add(srv, fd, EPOLLIN, &srv->src_refuse)) {
+			close(fd);
+			return;
+		}
+		srv->refuse_fd = fd;
 		return;
 	}
 	if (attach_client(srv, fd)) {
@@ -1163,6 +1204,9 @@ static int dispatch_wait(struct vfk_server *srv, int timeout_ms)
 		case SRC_STOP:
 			if (read(srv->stop_fd, &v, sizeof(v)) == sizeof(v))
 				stop_requested(srv);
+			break;
+		case SRC_REFUSE:
+			refuse_answer(srv);
 			break;
 		case SRC_GRACE:
 			if (read(srv->grace_fd, &v, sizeof(v)) == sizeof(v) && srv->req_sent) {

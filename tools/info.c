@@ -343,8 +343,9 @@ int cmd_info(int argc, char **argv)
 	else
 		rc = vfk_device_open_socket(argv[optind], &co, &dev);
 	if (rc) {
-		fprintf(stderr, "vfiokit info: cannot connect to %s: %s\n", argv[optind],
-			vfk_strerror(rc));
+		fprintf(stderr, "vfiokit info: cannot connect to %s: %s%s\n", argv[optind],
+			vfk_strerror(rc),
+			rc == -EBUSY ? " (the device is in use by another client)" : "");
 		return 1;
 	}
 	if (json) {

@@ -100,6 +100,24 @@ done
 
 # I/O BARs carry no memory attributes.
 serve dt "$work/dt.sock" dma-test >/dev/null
+# While another client holds the device, info says so (the server answers
+# EBUSY instead of resetting the connection).
+python3 - "$VFIOKIT" "$work/dt.sock" >"$work/busy.out" 2>&1 <<'EOF2'
+import socket, subprocess, sys
+exe, path = sys.argv[1], sys.argv[2]
+holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+holder.connect(path)
+r = subprocess.run([exe, "info", path], capture_output=True, text=True, timeout=30)
+holder.close()
+assert r.returncode != 0, "info succeeded while another client held the device"
+assert "in use by another client" in r.stderr, r.stderr
+EOF2
+if [[ $? -eq 0 ]]; then
+    ok "vfiokit info on a device another client holds says it is in use"
+else
+    nok "vfiokit info on a device another client holds says it is in use"
+    diag <"$work/busy.out"
+fi
 "$VFIOKIT" info "$work/dt.sock" >"$work/dt.txt" 2>&1
 attrs=$(sed -n '/^  5 BAR5/,/^  [0-9]/p' "$work/dt.txt" | grep 'attrs:')
 if [[ $attrs == *"I/O space"* && $attrs != *prefetchable* ]]; then

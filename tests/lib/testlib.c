@@ -379,7 +379,9 @@ int raw_negotiate(int fd)
 	n = raw_recv(fd, &h, buf, sizeof(buf), NULL, NULL, 5000);
 	if (n < 0)
 		return n;
-	if (h.cmd != VFK_CMD_VERSION || (h.flags & VFK_F_ERROR))
+	if (h.cmd != VFK_CMD_VERSION)
 		return -EPROTO;
+	if (h.flags & VFK_F_ERROR)
+		return h.error ? -(int)h.error : -EPROTO;
 	return 0;
 }
