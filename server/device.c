@@ -269,7 +269,8 @@ int vfk_dev_set_bar(struct vfk_dev *dev, unsigned bar,
 	if (bar >= MAX_BARS || !d)
 		return -EINVAL;
 	if (d->flags & ~(VFK_BAR_MEM64 | VFK_BAR_IO | VFK_BAR_PREFETCH |
-			 VFK_BAR_SWAP_ON_DISABLE | VFK_BAR_CALLBACK_ACCESS))
+			 VFK_BAR_SWAP_ON_DISABLE | VFK_BAR_CALLBACK_ACCESS |
+			 VFK_BAR_DISABLED_ONES))
 		return -EINVAL;
 	if (d->map_attrs & ~(VFK_MAP_WC | VFK_MAP_CACHED))
 		return -EINVAL;
@@ -360,7 +361,7 @@ int vfk_dev_set_memory_bar(struct vfk_dev *dev, unsigned bar,
 	while (size < length)
 		size <<= 1;
 	return vfk_dev_set_bar(dev, bar, &(struct vfk_bar_desc){
-		.size = size, .flags = VFK_BAR_MEM64 | VFK_BAR_PREFETCH,
+		.size = size, .flags = VFK_BAR_MEM64 | VFK_BAR_PREFETCH | VFK_BAR_DISABLED_ONES,
 		.shm = shm, .shm_offset = offset, .backed_size = length,
 		.map_attrs = map_attrs });
 }

@@ -90,7 +90,8 @@ static int bar_access(struct vfk_dev *dev, bool write, unsigned bar,
 				    : !vfk_dev_memory_enabled(dev)) {
 		/* Decoding is off.  vfio-pci fails such accesses with EIO;
 		 * hardware on many platforms reads all-ones instead. */
-		if (dev->disabled_access == VFK_DISABLED_ALL_ONES) {
+		if (dev->disabled_access == VFK_DISABLED_ALL_ONES ||
+		    (b->flags & VFK_BAR_DISABLED_ONES)) {
 			if (!write)
 				memset(buf, 0xff, count);
 			return 0;
@@ -301,7 +302,8 @@ int vfk_dev_region_info(struct vfk_dev *dev, uint32_t index, uint32_t argsz,
 			a.flags |= VFK_ATTR_MAP_WC;
 		if (d.bar->map_attrs & VFK_MAP_CACHED)
 			a.flags |= VFK_ATTR_MAP_CACHED;
-		if (dev->disabled_access == VFK_DISABLED_ALL_ONES)
+		if (dev->disabled_access == VFK_DISABLED_ALL_ONES ||
+		    (d.bar->flags & VFK_BAR_DISABLED_ONES))
 			a.flags |= VFK_ATTR_DISABLED_ONES;
 		if (d.bar->flags & VFK_BAR_SWAP_ON_DISABLE)
 			a.flags |= VFK_ATTR_MAP_REVOKE;

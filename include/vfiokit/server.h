@@ -221,6 +221,14 @@ struct vfk_range {
  * behind a passthrough), or that the model must watch.
  */
 #define VFK_BAR_CALLBACK_ACCESS 0x10u
+/*
+ * While decoding is off this BAR reads all-ones and drops writes, whatever
+ * the device-wide answer (vfk_dev_set_disabled_access): nvgrace-gpu's split,
+ * where device memory synthesizes ~0 with Memory Space Enable clear while
+ * the real registers answer vfio-pci's EIO.  vfk_dev_set_memory_bar() sets
+ * it.
+ */
+#define VFK_BAR_DISABLED_ONES 0x20u
 
 /*
  * Mapping attributes a model declares safe for a BAR's shared memory; the

@@ -635,14 +635,27 @@ static void test_devmem_edges(void **state)
 	assert_int_equal(ri.nr_areas, 1);
 	assert_int_equal(ri.areas[0].offset, 0);
 	assert_int_equal(ri.areas[0].size, DEVMEM_RESMEM_LEN & ~0xfffull);
-	assert_int_equal(ri.attrs, VFK_ATTR_PREFETCHABLE | VFK_ATTR_MAP_WC);
+	/* Device memory: all-ones with decoding off (nvgrace-gpu's split). */
+	assert_int_equal(ri.attrs, VFK_ATTR_PREFETCHABLE | VFK_ATTR_MAP_WC | VFK_ATTR_DISABLED_ONES);
 	assert_int_equal(vfk_region_get_info(d, 4, &ri), 0);
 	assert_int_equal(ri.size, 0x800000);
-	assert_int_equal(ri.attrs, VFK_ATTR_PREFETCHABLE | VFK_ATTR_MAP_WC | VFK_ATTR_MAP_CACHED);
+	assert_int_equal(ri.attrs, VFK_ATTR_PREFETCHABLE | VFK_ATTR_MAP_WC | VFK_ATTR_MAP_CACHED |
+					   VFK_ATTR_DISABLED_ONES);
 	assert_int_equal(vfk_region_get_info(d, 0, &ri), 0);
-	assert_int_equal(ri.attrs, 0); /* registers: uncached only */
+	assert_int_equal(ri.attrs, 0); /* registers: uncached only, EIO when off */
+	/* Decoding off: registers EIO (vfio-pci), device memory ~0 with
+	 * writes dropped (nvgrace-gpu), in one device. */
+	assert_int_equal(vfk_region_read(d, 0, 0, b, 8), -EIO);
+	one = 0x11;
+	assert_int_equal(vfk_region_write(d, 4, 0, &one, 1), 0);
+	assert_int_equal(vfk_region_read(d, 4, 0, &one, 1), 0);
+	assert_int_equal(one, 0xff);
+	assert_int_equal(vfk_region_read(d, 2, 0, b, 8), 0);
+	assert_memory_equal(b, "\xff\xff\xff\xff\xff\xff\xff\xff", 8);
 
 	enable(d);
+	assert_int_equal(vfk_region_read(d, 4, 0, &one, 1), 0);
+	assert_int_equal(one, 0); /* the write while off was dropped */
 	/* The last real byte holds what is written. */
 	one = 0x5a;
 	assert_int_equal(vfk_region_write(d, 2, end - 1, &one, 1), 0);
