@@ -122,7 +122,7 @@ static int bar_write(struct vfk_dev *dev, unsigned bar, uint64_t off,
 	if (vfk_reg_hit(off, count, DMA_TEST_REG_SCRATCH, 4))
 		t->scratch = (uint32_t)vfk_reg_merge(t->scratch, DMA_TEST_REG_SCRATCH, 4, off, b, count);
 	if (vfk_reg_hit(off, count, DMA_TEST_REG_INJECT, 4) &&
-	    (vfk_reg_merge(0, DMA_TEST_REG_INJECT, 4, off, b, count) & 1))
+	    vfk_reg_merge(0, DMA_TEST_REG_INJECT, 4, off, b, count) == DMA_TEST_INJECT_ERR)
 		vfk_dev_report_error(dev);
 	if (vfk_reg_hit(off, count, DMA_TEST_REG_STATUS, 4)) {
 		uint32_t w1c = (uint32_t)vfk_reg_merge(0, DMA_TEST_REG_STATUS, 4, off, b, count);

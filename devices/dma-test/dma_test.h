@@ -49,8 +49,11 @@
 #define DMA_TEST_REG_BOUNCED 0x30  /* RO u32: transfers that needed a bounce
 				    * buffer (mask, no fd, window edge) */
 #define DMA_TEST_REG_SCRATCH 0x40  /* RW u32 */
-#define DMA_TEST_REG_INJECT 0x44   /* WO u32: 1 reports an uncorrectable
-				    * error (vfk_dev_report_error: ERR) */
+/* WO u32: DMA_TEST_INJECT_ERR reports an uncorrectable error
+ * (vfk_dev_report_error: ERR, on which QEMU stops the VM).  Apart from
+ * the other registers and keyed, so that no stray write trips it. */
+#define DMA_TEST_REG_INJECT 0x80
+#define DMA_TEST_INJECT_ERR 0x45525221u /* "!RRE" */
 
 #define DMA_TEST_CTRL_IRQ 0x1u        /* raise an interrupt on completion */
 #define DMA_TEST_CTRL_VECTOR(v) ((uint32_t)(v) << 8) /* MSI/MSI-X vector */

@@ -423,10 +423,12 @@ static void test_err_reported(void **state)
 
 	(void)state;
 	enable(d);
-	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_INJECT, 1), 0); /* nobody listens */
+	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_INJECT, DMA_TEST_INJECT_ERR), 0);
 	assert_int_equal(vfk_device_irq_set_eventfds(d, VFK_PCI_ERR, 0, 1, &e), 0);
+	assert_false(fired(e, 100)); /* nobody listened then */
+	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_INJECT, 1), 0); /* not the key */
 	assert_false(fired(e, 100));
-	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_INJECT, 1), 0);
+	assert_int_equal(dma_test_write32(d, DMA_TEST_REG_INJECT, DMA_TEST_INJECT_ERR), 0);
 	assert_true(fired(e, 2000));
 	close(e);
 }
