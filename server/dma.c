@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -43,42 +44,71 @@ static size_t real_page(void)
 /* ---- SIGBUS guard ----
  *
  * A client can shrink a file after the server mapped it for DMA (a memfd
- * without F_SEAL_SHRINK, a plain file); touching the vanished pages would
- * kill the server with SIGBUS, wherever the access happens, including in a
- * model holding a host pointer.  So the library keeps the ranges of its
- * client-file mappings in a lock-free list and, on SIGBUS inside one,
- * puts a private zero page there and lets the access retry: the device
- * reads zeros and its writes go nowhere, as with memory that is gone.
- * Faults elsewhere go to the previous handler, or kill as before.
+ * without F_SEAL_SHRINK, a plain file); touching the vanished pages raises
+ * SIGBUS, wherever the access happens, including in a model holding a
+ * host pointer.  So every client-file mapping lives inside one reserved
+ * stretch of address space (the arena), and the SIGBUS handler asks only
+ * whether the fault is inside it: no table, no limit on the number of
+ * files.  Then:
+ *   - in a guarded copy (vfk_dma_memcpy, and the library's own copies) the
+ *     handler jumps back to the copy, which fails with -EFAULT, as an
+ *     IOMMU fault fails a DMA;
+ *   - anywhere else it puts a private zero page there so that the access
+ *     can retry, and notes the address; the server thread marks the
+ *     file's mapping vanished at its next dispatch.
+ * Either way the file is marked: every later DMA into it fails with
+ * -EFAULT (logged once), never a "success" whose data went nowhere.
+ * Faults outside the arena go to the previous handler, or kill as before.
  */
-#define GUARD_SLOTS 4096
+#define ARENA_MAX (1ull << 45)  /* 32 TiB of address space, reserved only */
+#define ARENA_MIN (1ull << 34)
+#define FAULT_RING 64u
+
+struct arena_range {
+	uintptr_t start;
+	size_t len;
+};
+
 static struct {
-	_Atomic uintptr_t base;
-	_Atomic size_t len;
-} guard[GUARD_SLOTS];
+	pthread_mutex_t lock;
+	uintptr_t base;
+	size_t len;
+	struct arena_range *free; /* sorted, disjoint, never adjacent */
+	size_t nfree, capfree;
+} arena = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static struct sigaction guard_prev;
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static size_t guard_page;
 static atomic_ulong guard_hits;
+/* Addresses of unguarded faults, for the server threads to attribute. */
+static _Atomic uintptr_t fault_ring[FAULT_RING];
+static atomic_uint fault_head;
+/* The innermost guarded copy of this thread, for the handler. */
+static __thread sigjmp_buf *volatile guard_env __attribute__((tls_model("initial-exec")));
+
+static bool in_arena(uintptr_t a)
+{
+	return arena.len && a - arena.base < arena.len;
+}
 
 static void guard_handler(int sig, siginfo_t *si, void *uc)
 {
 	uintptr_t a = (uintptr_t)si->si_addr;
 
-	for (size_t i = 0; i < GUARD_SLOTS; i++) {
-		uintptr_t b = atomic_load(&guard[i].base);
+	if (in_arena(a)) {
+		long r;
 
-		if (b && a - b < atomic_load(&guard[i].len)) {
-			/* mmap through syscall(): the raw call is safe here. */
-			long r = syscall(SYS_mmap, a & ~(uintptr_t)(guard_page - 1), guard_page,
-					 PROT_READ | PROT_WRITE,
-					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		atomic_fetch_add(&guard_hits, 1);
+		if (guard_env)
+			siglongjmp(*guard_env, 1);
+		/* mmap through syscall(): the raw call is safe here. */
+		r = syscall(SYS_mmap, a & ~(uintptr_t)(guard_page - 1), guard_page,
+			    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (r != -1) {
+			unsigned i = atomic_fetch_add(&fault_head, 1);
 
-			if (r != -1) {
-				atomic_fetch_add(&guard_hits, 1);
-				return;
-			}
-			break;
+			atomic_store(&fault_ring[i % FAULT_RING], a);
+			return;
 		}
 	}
 	if ((guard_prev.sa_flags & SA_SIGINFO) && guard_prev.sa_sigaction) {
@@ -94,8 +124,43 @@ static void guard_handler(int sig, siginfo_t *si, void *uc)
 static void guard_install(void)
 {
 	struct sigaction sa;
+	uint64_t len;
+	void *p = MAP_FAILED;
 
 	guard_page = real_page();
+	/* As much as the address-space limit allows, halving from 32 TiB. */
+	for (len = ARENA_MAX; len >= ARENA_MIN && p == MAP_FAILED; len >>= 1)
+		p = mmap(NULL, (size_t)len, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return; /* file-backed DMA windows are refused (file_get) */
+	arena.free = malloc(sizeof(*arena.free) * 16);
+	if (!arena.free) {
+		munmap(p, (size_t)(len << 1));
+		return;
+	}
+	arena.capfree = 16;
+	arena.free[0] = (struct arena_range){ (uintptr_t)p, (size_t)(len << 1) };
+	arena.nfree = 1;
+	arena.base = (uintptr_t)p;
+	arena.len = (size_t)(len << 1);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = guard_handler;
+	/* SA_NODEFER: the handler may leave by siglongjmp without restoring
+	 * a signal mask (sigsetjmp(env, 0) saves none). */
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &guard_prev);
+}
+
+void vfk_dma_guard_reinstall(void)
+{
+	struct sigaction sa, cur;
+
+	pthread_once(&guard_once, guard_install);
+	if (sigaction(SIGBUS, NULL, &cur) || ((cur.sa_flags & SA_SIGINFO) &&
+					      cur.sa_sigaction == guard_handler))
+		return; /* still ours */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = guard_handler;
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
@@ -103,31 +168,95 @@ static void guard_install(void)
 	sigaction(SIGBUS, &sa, &guard_prev);
 }
 
-static void guard_add(void *base, size_t len)
+/* First fit of `len` bytes of the arena, or 0. */
+static uintptr_t arena_alloc(size_t len)
 {
-	pthread_once(&guard_once, guard_install);
-	/* Claim a slot by its base first; its len is 0 until set, so the
-	 * handler never matches a half-made entry. */
-	for (size_t i = 0; i < GUARD_SLOTS; i++) {
-		uintptr_t zero = 0;
+	uintptr_t a = 0;
 
-		if (atomic_compare_exchange_strong(&guard[i].base, &zero, (uintptr_t)base)) {
-			atomic_store(&guard[i].len, len);
-			return;
+	pthread_once(&guard_once, guard_install);
+	pthread_mutex_lock(&arena.lock);
+	for (size_t i = 0; i < arena.nfree; i++) {
+		if (arena.free[i].len < len)
+			continue;
+		a = arena.free[i].start;
+		arena.free[i].start += len;
+		arena.free[i].len -= len;
+		if (!arena.free[i].len) {
+			memmove(&arena.free[i], &arena.free[i + 1],
+				(arena.nfree - i - 1) * sizeof(arena.free[0]));
+			arena.nfree--;
 		}
+		break;
 	}
-	/* Full: this mapping goes unguarded (4096 distinct files mapped). */
+	pthread_mutex_unlock(&arena.lock);
+	return a;
 }
 
-static void guard_del(void *base)
+/* Give [a, a+len) back: reserved again (never a hole another mapping could
+ * take), and into the free list, merged with its neighbours.  A list that
+ * cannot grow keeps the range reserved and unused. */
+static void arena_free(uintptr_t a, size_t len)
 {
-	for (size_t i = 0; i < GUARD_SLOTS; i++) {
-		if (atomic_load(&guard[i].base) == (uintptr_t)base) {
-			atomic_store(&guard[i].len, 0);
-			atomic_store(&guard[i].base, 0);
-			return;
+	size_t i = 0;
+
+	mmap((void *)a, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+	     -1, 0);
+	pthread_mutex_lock(&arena.lock);
+	while (i < arena.nfree && arena.free[i].start < a)
+		i++;
+	if (i > 0 && arena.free[i - 1].start + arena.free[i - 1].len == a) {
+		arena.free[i - 1].len += len;
+		if (i < arena.nfree && a + len == arena.free[i].start) {
+			arena.free[i - 1].len += arena.free[i].len;
+			memmove(&arena.free[i], &arena.free[i + 1],
+				(arena.nfree - i - 1) * sizeof(arena.free[0]));
+			arena.nfree--;
 		}
+	} else if (i < arena.nfree && a + len == arena.free[i].start) {
+		arena.free[i].start = a;
+		arena.free[i].len += len;
+	} else {
+		if (arena.nfree == arena.capfree) {
+			struct arena_range *n = realloc(arena.free, 2 * arena.capfree * sizeof(*n));
+
+			if (!n) {
+				pthread_mutex_unlock(&arena.lock);
+				return;
+			}
+			arena.free = n;
+			arena.capfree *= 2;
+		}
+		memmove(&arena.free[i + 1], &arena.free[i], (arena.nfree - i) * sizeof(arena.free[0]));
+		arena.free[i] = (struct arena_range){ a, len };
+		arena.nfree++;
 	}
+	pthread_mutex_unlock(&arena.lock);
+}
+
+/* The copy behind vfk_dma_memcpy.  `prev` is volatile: the jump back must
+ * not find the previous guard in a register the copy clobbered. */
+static int guarded_copy(void *dst, const void *src, size_t len)
+{
+	sigjmp_buf env;
+	sigjmp_buf *volatile prev = guard_env;
+
+	if (sigsetjmp(env, 0)) {
+		guard_env = prev;
+		return -EFAULT;
+	}
+	guard_env = &env;
+	/* The handler reads guard_env: the compiler may not move the copy
+	 * out from between the two stores, builtin or not. */
+	atomic_signal_fence(memory_order_seq_cst);
+	memmove(dst, src, len);
+	atomic_signal_fence(memory_order_seq_cst);
+	guard_env = prev;
+	return 0;
+}
+
+int vfk_dma_memcpy(void *dst, const void *src, size_t len)
+{
+	return guarded_copy(dst, src, len);
 }
 
 unsigned long vfk_dma_guard_hits(void)
@@ -135,11 +264,42 @@ unsigned long vfk_dma_guard_hits(void)
 	return atomic_load(&guard_hits);
 }
 
+static void file_mark_vanished(struct vfk_dev *dev, struct dma_file *f)
+{
+	if (!atomic_exchange(&f->vanished, true))
+		vfk_dev_log(dev, VFK_LOG_WARN,
+			    "client memory vanished under a DMA mapping (the client shrank "
+			    "its file): DMA to its %zu bytes fails from now on", f->len);
+}
+
+void vfk_dma_note_faults(struct vfk_dev *dev)
+{
+	struct dma_table *t = &dev->dma;
+	unsigned head = atomic_load(&fault_head);
+
+	if (head == t->faults_seen)
+		return;
+	if (head - t->faults_seen > FAULT_RING)
+		t->faults_seen = head - FAULT_RING; /* older ones were overwritten */
+	pthread_rwlock_wrlock(&t->lock);
+	for (; t->faults_seen != head; t->faults_seen++) {
+		uintptr_t a = atomic_load(&fault_ring[t->faults_seen % FAULT_RING]);
+
+		for (struct dma_file *f = t->files; f; f = f->next)
+			if (a - (uintptr_t)f->base < f->len)
+				file_mark_vanished(dev, f);
+	}
+	pthread_rwlock_unlock(&t->lock);
+}
+
 int vfk_dma_init(struct vfk_dev *dev, uint32_t max)
 {
 	pthread_rwlockattr_t a;
 	int rc;
 
+	/* The arena and the handler come first, not with the first client
+	 * file: a process's mappings then look the same before and after. */
+	pthread_once(&guard_once, guard_install);
 	pthread_rwlockattr_init(&a);
 	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	rc = pthread_rwlock_init(&dev->dma.lock, &a);
@@ -162,8 +322,7 @@ static void file_put(struct dma_table *t, struct dma_file *f)
 			break;
 		}
 	}
-	guard_del(f->base);
-	munmap(f->base, f->len);
+	arena_free((uintptr_t)f->base, f->len);
 	free(f);
 }
 
@@ -262,6 +421,7 @@ static int file_get(struct dma_table *t, int fd, uint64_t off, uint64_t size,
 	struct dma_file *f;
 	int acc, mprot;
 	uint64_t map_off, map_len;
+	uintptr_t addr;
 	size_t page = real_page();
 
 	if (fstat(fd, &st) < 0)
@@ -290,7 +450,7 @@ static int file_get(struct dma_table *t, int fd, uint64_t off, uint64_t size,
 		map_len = ((off + size + page - 1) & ~(uint64_t)(page - 1)) - map_off;
 	}
 	for (f = t->files; f; f = f->next) {
-		if (f->dev == st.st_dev && f->ino == st.st_ino &&
+		if (f->dev == st.st_dev && f->ino == st.st_ino && !atomic_load(&f->vanished) &&
 		    (f->prot & mprot) == mprot &&
 		    f->map_off <= off && off - f->map_off <= f->len &&
 		    size <= f->len - (off - f->map_off)) {
@@ -305,10 +465,18 @@ static int file_get(struct dma_table *t, int fd, uint64_t off, uint64_t size,
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
-	f->base = mmap(NULL, (size_t)map_len, mprot, MAP_SHARED, fd, (off_t)map_off);
+	/* Inside the arena, so that the SIGBUS guard covers it. */
+	addr = arena_alloc((size_t)map_len);
+	if (!addr) {
+		free(f);
+		return -ENOMEM;
+	}
+	f->base = mmap((void *)addr, (size_t)map_len, mprot, MAP_SHARED | MAP_FIXED, fd,
+		       (off_t)map_off);
 	if (f->base == MAP_FAILED) {
 		int err = errno == ENODEV ? -EINVAL : -errno;
 
+		arena_free(addr, (size_t)map_len);
 		free(f);
 		return err;
 	}
@@ -320,7 +488,6 @@ static int file_get(struct dma_table *t, int fd, uint64_t off, uint64_t size,
 	f->refs = 1;
 	f->next = t->files;
 	t->files = f;
-	guard_add(f->base, f->len);
 	*out = f;
 	*host = f->base + (off - map_off);
 	return 0;
@@ -493,6 +660,8 @@ static int check_range(struct dma_table *t, uint64_t iova, uint64_t len,
 			return -EFAULT;
 		if ((prot & w->prot) != prot)
 			return -EACCES;
+		if (w->file && atomic_load_explicit(&w->file->vanished, memory_order_relaxed))
+			return -EFAULT;
 		if (!w->host)
 			*has_msg = true;
 		chunk = w->last - cur + 1;
@@ -540,6 +709,10 @@ static int translate(struct vfk_dev *dev, uint64_t iova, uint64_t len, uint32_t 
 		}
 		if ((prot & w->prot) != prot) {
 			rc = -EACCES;
+			break;
+		}
+		if (w->file && atomic_load_explicit(&w->file->vanished, memory_order_relaxed)) {
+			rc = -EFAULT; /* the client shrank the file under it */
 			break;
 		}
 		chunk = w->last - cur + 1;
@@ -609,10 +782,10 @@ static int dma_copy(struct vfk_dev *dev, bool write, uint64_t iova, void *buf,
 
 			if (chunk == 0 || chunk > end - cur)
 				chunk = end - cur;
-			if (write)
-				memcpy(w->host + (cur - w->iova), b, chunk);
-			else
-				memcpy(b, w->host + (cur - w->iova), chunk);
+			rc = write ? guarded_copy(w->host + (cur - w->iova), b, chunk)
+				   : guarded_copy(b, w->host + (cur - w->iova), chunk);
+			if (rc)
+				file_mark_vanished(dev, w->file);
 			b += chunk;
 			cur += chunk;
 		}
@@ -644,11 +817,12 @@ static int dma_copy(struct vfk_dev *dev, bool write, uint64_t iova, void *buf,
 			chunk = end - cur;
 		host = w->host ? w->host + (cur - w->iova) : NULL;
 		if (host) {
-			if (write)
-				memcpy(host, b, chunk);
-			else
-				memcpy(b, host, chunk);
+			rc = write ? guarded_copy(host, b, chunk) : guarded_copy(b, host, chunk);
+			if (rc)
+				file_mark_vanished(dev, w->file);
 			pthread_rwlock_unlock(&t->lock);
+			if (rc)
+				return rc;
 		} else {
 			pthread_rwlock_unlock(&t->lock);
 			rc = vfk_server_dma_msg(dev->srv, write, cur, b, chunk);

@@ -70,6 +70,7 @@ struct dma_file {
 	uint8_t *base;   /* mapping of file bytes [map_off, map_off + len) */
 	size_t len;
 	unsigned refs;   /* windows using this mapping */
+	atomic_bool vanished; /* the client shrank the file under it */
 };
 
 struct dma_win {
@@ -93,6 +94,7 @@ struct dma_table {
 	uint32_t max;
 	atomic_size_t hint;     /* index of the window that answered last */
 	atomic_ulong gen;       /* windows removed so far: vfk_dma_buf_check */
+	unsigned faults_seen;   /* SIGBUS guard faults attributed so far */
 };
 
 struct vfk_dev {
@@ -238,6 +240,13 @@ int vfk_dma_remove(struct vfk_dev *dev, uint64_t iova, uint64_t size);
 void vfk_dma_remove_all(struct vfk_dev *dev);
 size_t vfk_dma_count(struct vfk_dev *dev);
 unsigned long vfk_dma_guard_hits(void);
+/* Attribute the SIGBUS guard's unguarded faults to this device's client
+ * files and mark them vanished.  Server thread, outside DMA calls. */
+void vfk_dma_note_faults(struct vfk_dev *dev);
+/* Put the guard's SIGBUS handler back in front (chaining to the one now
+ * installed), for a process that installed its own after the library's
+ * (the test framework does, before each test). */
+void vfk_dma_guard_reinstall(void);
 
 /* region.c */
 int vfk_dev_region_access(struct vfk_dev *dev, bool write, uint32_t region,

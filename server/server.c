@@ -1190,6 +1190,7 @@ static int dispatch_wait(struct vfk_server *srv, int timeout_ms)
 	srv->dev->srv_thread = pthread_self();
 	if (srv->stopping || srv->done)
 		return VFK_SERVER_DONE;
+	vfk_dma_note_faults(srv->dev);
 	do {
 		n = epoll_wait(srv->epfd, ev, 16, timeout_ms);
 	} while (n < 0 && errno == EINTR && timeout_ms == 0);
@@ -1400,6 +1401,7 @@ static int run_uring(struct vfk_server *srv)
 	while (!srv->stopping && !srv->done) {
 		bool other = false;
 
+		vfk_dma_note_faults(srv->dev);
 		arm_poll(srv);
 		arm_recv(srv);
 		if (srv->ch && srv->ch->ops->tx_pending(srv->ch))

@@ -192,8 +192,9 @@ static void run_copy(struct vfk_server *srv, int fd, uint32_t events, void *arg)
 		rc = vfk_dma_buf_check(dev, &src);
 		if (!rc)
 			rc = vfk_dma_buf_check(dev, &dst);
+		if (!rc)
+			rc = vfk_dma_memcpy(dst.host, src.host, n); /* the client may shrink it */
 		if (!rc) {
-			memmove(dst.host, src.host, n);
 			rc = vfk_dma_unmap_buf(dev, &dst); /* syncs for the CPU */
 		} else {
 			vfk_dma_release_buf(dev, &dst); /* an IOMMU fault: nothing lands */

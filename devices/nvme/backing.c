@@ -149,18 +149,21 @@ bool nvme_backing_direct_ok(const struct nvme_backing *bk, uint64_t off, uint64_
 	return true;
 }
 
-void nvme_ram_copy(struct nvme_backing *bk, bool write, uint64_t off,
-		   const struct iovec *iov, unsigned niov)
+int nvme_ram_copy(struct nvme_backing *bk, bool write, uint64_t off,
+		  const struct iovec *iov, unsigned niov)
 {
 	uint8_t *p = bk->mem + off;
 
 	for (unsigned i = 0; i < niov; i++) {
-		if (write)
-			memcpy(p, iov[i].iov_base, iov[i].iov_len);
-		else
-			memcpy(iov[i].iov_base, p, iov[i].iov_len);
+		/* Guarded: client memory the client may shrink under us. */
+		int rc = write ? vfk_dma_memcpy(p, iov[i].iov_base, iov[i].iov_len)
+			       : vfk_dma_memcpy(iov[i].iov_base, p, iov[i].iov_len);
+
+		if (rc)
+			return rc;
 		p += iov[i].iov_len;
 	}
+	return 0;
 }
 
 int nvme_ram_zero(struct nvme_backing *bk, uint64_t off, uint64_t len)

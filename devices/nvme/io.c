@@ -587,8 +587,13 @@ static bool process_sq(struct nvme_ctrl *c, struct nvme_sq *sq, unsigned budget)
 		}
 		if (!c->bk.ram && sq->qid && io_uring_sq_space_left(&c->ring) < 1)
 			break;
-		/* One copy: the guest may rewrite the slot meanwhile. */
-		memcpy(&cmd, nvme_qmem_at(&sq->mem, (size_t)sq->head * 64), sizeof(cmd));
+		/* One copy: the guest may rewrite the slot meanwhile; guarded,
+		 * as the client may shrink the memory under the queue. */
+		if (vfk_dma_memcpy(&cmd, nvme_qmem_at(&sq->mem, (size_t)sq->head * 64),
+				   sizeof(cmd))) {
+			nvme_fatal(c, "submission queue memory vanished");
+			return false;
+		}
 		if (++sq->head == sq->size)
 			sq->head = 0;
 		cq->reserved++;

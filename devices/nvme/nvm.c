@@ -290,11 +290,12 @@ static void exec_rw(struct nvme_ctrl *c, struct nvme_sq *sq, const struct nvme_s
 		c->units_read += nlb;
 	}
 	if (c->bk.ram) {
-		nvme_ram_copy(&c->bk, write, r->off, r->iov, r->niov);
+		st = nvme_ram_copy(&c->bk, write, r->off, r->iov, r->niov)
+			     ? NVME_ERR(NVME_SCT_GENERIC, NVME_SC_DATA_XFER_ERROR) : 0;
 		if (r->t0)
 			record_sample(c, r->t0);
 		nvme_req_put(c, r);
-		io_done(c, sq, cmd, 0, slba);
+		io_done(c, sq, cmd, st, slba);
 		return;
 	}
 	r->sync_after = write && ((cmd->cdw12 & NVME_RW_FUA) || !c->vwc);

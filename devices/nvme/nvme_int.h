@@ -261,8 +261,9 @@ int nvme_backing_open(struct nvme_backing *bk, const char *path, uint64_t ram_si
 void nvme_backing_close(struct nvme_backing *bk);
 bool nvme_backing_direct_ok(const struct nvme_backing *bk, uint64_t off, uint64_t len,
 			    const struct iovec *iov, unsigned niov);
-void nvme_ram_copy(struct nvme_backing *bk, bool write, uint64_t off,
-		   const struct iovec *iov, unsigned niov);
+/* 0, or -EFAULT if the client's memory vanished (vfk_dma_memcpy). */
+int nvme_ram_copy(struct nvme_backing *bk, bool write, uint64_t off,
+		  const struct iovec *iov, unsigned niov);
 int nvme_ram_zero(struct nvme_backing *bk, uint64_t off, uint64_t len);
 
 #define NVME_ERR(sct, sc) (NVME_STATUS((sct), (sc)) | NVME_DNR)

@@ -514,6 +514,17 @@ int vfk_irq_active(struct vfk_dev *dev);
  * Calls that reach only mapped memory never serve the client.
  */
 
+/*
+ * memmove for bytes of client memory the model reached through a host
+ * pointer (vfk_dma_translate, vfk_dma_map_buf): -EFAULT instead of a
+ * SIGBUS when the client made the memory vanish under its mapping (it
+ * shrank the file), as an IOMMU fault fails a DMA; the file's windows
+ * then fail every later DMA too (logged once).  An access to such memory
+ * outside this call reads zeros and writes nowhere, and fails the DMA
+ * that follows.  Thread-safe.
+ */
+int vfk_dma_memcpy(void *dst, const void *src, size_t len);
+
 /* Resets so far (DEVICE_RESET, FLR, a client leaving): a model that
  * waited in a DMA call compares it before and after.  Server thread. */
 unsigned vfk_dev_reset_count(const struct vfk_dev *dev);

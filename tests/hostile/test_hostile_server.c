@@ -104,7 +104,8 @@ static void serve_one(int fd, const struct bad_region *bar0)
 				w = bar0->w;
 				if (!w.argsz)
 					w.argsz = req.argsz;
-				memcpy(out + sizeof(w), bar0->caps, bar0->caps_len);
+				if (bar0->caps_len)
+					memcpy(out + sizeof(w), bar0->caps, bar0->caps_len);
 				len = sizeof(w) + bar0->caps_len + bar0->pad;
 				if (bar0->with_fd) {
 					mfd = memfd_create("bar0", MFD_CLOEXEC);

@@ -441,6 +441,43 @@ static void test_streaming(void **state)
 	assert_int_equal(fx.mem[0x1fff], 0x12);
 }
 
+/* A client shrinks a file under its window.  A guarded copy fails with
+ * EFAULT; a model's own access through a host pointer reads zeros (the
+ * guard's zero page) instead of killing the process, and the next
+ * dispatch marks the file vanished, so every later DMA to it fails. */
+static void test_vanished_memory(void **state)
+{
+	struct vfk_dev *d = fx.dev;
+	int mfd = memfd_create("shrunk", MFD_CLOEXEC);
+	struct vfk_sg sg;
+	uint8_t buf[16];
+	volatile uint8_t *p;
+
+	(void)state;
+	vfk_dma_guard_reinstall(); /* cmocka installs its own before each test */
+	assert_int_equal(ftruncate(mfd, 0x2000), 0);
+	assert_int_equal(vfk_dma_add(d, 0x500000, 0x1000, RW, mfd, 0), 0);
+	assert_int_equal(vfk_dma_add(d, 0x501000, 0x1000, RW, mfd, 0x1000), 0);
+	assert_int_equal(vfk_dma_translate(d, 0x501000, 16, VFK_PROT_READ, &sg, 1), 1);
+	p = sg.host;
+	assert_int_equal(ftruncate(mfd, 0x1000), 0); /* the second page goes */
+	assert_int_equal(vfk_dma_read(d, 0x500000, buf, 16), 0); /* still there */
+	assert_int_equal(vfk_dma_read(d, 0x501000, buf, 16), -EFAULT);
+	assert_int_equal(vfk_dma_memcpy(buf, sg.host, 16), -EFAULT);
+	/* An unguarded access survives, and reads zeros. */
+	assert_int_equal(p[3], 0);
+	vfk_dma_note_faults(d);
+	/* Now the whole file's mapping is marked: even its live page. */
+	assert_int_equal(vfk_dma_translate(d, 0x500000, 16, VFK_PROT_READ, &sg, 1), -EFAULT);
+	assert_int_equal(vfk_dma_write(d, 0x500000, buf, 16), -EFAULT);
+	/* A new window of the file gets a new mapping, which works. */
+	assert_int_equal(vfk_dma_remove(d, 0x500000, 0x2000), 0);
+	assert_int_equal(vfk_dma_add(d, 0x500000, 0x1000, RW, mfd, 0), 0);
+	assert_int_equal(vfk_dma_write(d, 0x500000, buf, 16), 0);
+	vfk_dma_remove_all(d);
+	close(mfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +489,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_random_against_model, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_model_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_streaming, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vanished_memory, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
