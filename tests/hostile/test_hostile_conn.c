@@ -212,14 +212,20 @@ static int start_copy_session(void)
 	return fd;
 }
 
-static void ring(int fd)
+/* Clear STATUS, program a copy and ring the doorbell. */
+static void program_copy(int fd, uint64_t src, uint64_t dst, uint32_t len, uint32_t ctrl)
 {
 	hx_bar0_write(fd, DMA_TEST_REG_STATUS, DMA_TEST_STATUS_DONE | DMA_TEST_STATUS_ERROR, 4);
-	hx_bar0_write(fd, DMA_TEST_REG_SRC, SRC_IOVA, 8);
-	hx_bar0_write(fd, DMA_TEST_REG_DST, DST_IOVA, 8);
-	hx_bar0_write(fd, DMA_TEST_REG_LEN, COPY_LEN, 4);
-	hx_bar0_write(fd, DMA_TEST_REG_CTRL, 0, 4);
+	hx_bar0_write(fd, DMA_TEST_REG_SRC, src, 8);
+	hx_bar0_write(fd, DMA_TEST_REG_DST, dst, 8);
+	hx_bar0_write(fd, DMA_TEST_REG_LEN, len, 4);
+	hx_bar0_write(fd, DMA_TEST_REG_CTRL, ctrl, 4);
 	hx_bar0_write(fd, DMA_TEST_REG_DOORBELL, 1, 4);
+}
+
+static void ring(int fd)
+{
+	program_copy(fd, SRC_IOVA, DST_IOVA, COPY_LEN, 0);
 }
 
 /* The server's next message must be DMA command `cmd` for [addr, +count);
@@ -340,11 +346,7 @@ static void test_dma_reset_during_copy(void **state)
 	memset(pat, 0x42, sizeof(pat));
 	assert_int_equal(hx_set_irqs(fd, VFK_IRQ_SET_DATA_EVENTFD | VFK_IRQ_SET_ACTION_TRIGGER,
 				     VFK_PCI_MSIX, 0, 1, &e, 1), 0);
-	hx_bar0_write(fd, DMA_TEST_REG_SRC, SRC_IOVA, 8);
-	hx_bar0_write(fd, DMA_TEST_REG_DST, DST_IOVA, 8);
-	hx_bar0_write(fd, DMA_TEST_REG_LEN, COPY_LEN, 4);
-	hx_bar0_write(fd, DMA_TEST_REG_CTRL, DMA_TEST_CTRL_IRQ, 4);
-	hx_bar0_write(fd, DMA_TEST_REG_DOORBELL, 1, 4);
+	program_copy(fd, SRC_IOVA, DST_IOVA, COPY_LEN, DMA_TEST_CTRL_IRQ);
 	id = expect_dma_req(fd, VFK_CMD_DMA_READ, SRC_IOVA, COPY_LEN, NULL);
 	assert_int_equal(hx_call(fd, VFK_CMD_DEVICE_RESET, NULL, 0, NULL, 0, NULL, 0, NULL), 0);
 	dma_reply(fd, id, VFK_CMD_DMA_READ, SRC_IOVA, COPY_LEN, pat);
@@ -377,11 +379,7 @@ static void test_dma_registers_latched(void **state)
 		mem[i] = (uint8_t)(i * 3 + 7);
 	memset(mem + len, 0, len);
 	assert_int_equal(hx_dma_map(fd, base, sizeof(mem), 3, 0, NULL, 0), 0);
-	hx_bar0_write(fd, DMA_TEST_REG_SRC, base, 8);
-	hx_bar0_write(fd, DMA_TEST_REG_DST, base + len, 8);
-	hx_bar0_write(fd, DMA_TEST_REG_LEN, len, 4);
-	hx_bar0_write(fd, DMA_TEST_REG_CTRL, 0, 4);
-	hx_bar0_write(fd, DMA_TEST_REG_DOORBELL, 1, 4);
+	program_copy(fd, base, base + len, (uint32_t)len, 0);
 	/* Serve the copy's requests from `mem`; after the first, rewrite
 	 * LEN and SRC. */
 	for (;;) {
@@ -629,12 +627,7 @@ static void test_dma_truncated_backing(void **state)
 /* One copy of COPY_LEN bytes; returns STATUS. */
 static uint32_t copy_status(int fd, uint64_t src, uint64_t dst)
 {
-	hx_bar0_write(fd, DMA_TEST_REG_STATUS, DMA_TEST_STATUS_DONE | DMA_TEST_STATUS_ERROR, 4);
-	hx_bar0_write(fd, DMA_TEST_REG_SRC, src, 8);
-	hx_bar0_write(fd, DMA_TEST_REG_DST, dst, 8);
-	hx_bar0_write(fd, DMA_TEST_REG_LEN, COPY_LEN, 4);
-	hx_bar0_write(fd, DMA_TEST_REG_CTRL, 0, 4);
-	hx_bar0_write(fd, DMA_TEST_REG_DOORBELL, 1, 4);
+	program_copy(fd, src, dst, COPY_LEN, 0);
 	return wait_copy(fd, 5000);
 }
 
