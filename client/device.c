@@ -604,7 +604,21 @@ int vfk_device_irq_info(struct vfk_device *d, uint32_t index,
 		return err;
 	if (index >= info.num_irqs)
 		return -EINVAL;
-	return d->ops->get_irq_info(d, index, out);
+	err = d->ops->get_irq_info(d, index, out);
+	if (err)
+		return err;
+	/* What PCI allows: one INTx line, 32 MSI and 2048 MSI-X vectors, one
+	 * ERR and one REQ; a transport's larger count is refused. */
+	if (index < VFK_PCI_NUM_IRQS) {
+		static const uint32_t pci_max[VFK_PCI_NUM_IRQS] = { 1, 32, 2048, 1, 1 };
+
+		if (out->count > pci_max[index]) {
+			vfk_client_log(d, VFK_LOG_ERR, "IRQ index %u: %u vectors, more than PCI allows",
+				       index, out->count);
+			return -EPROTO;
+		}
+	}
+	return 0;
 }
 
 int vfk_device_irq_set_eventfds(struct vfk_device *d, uint32_t index, uint32_t start,

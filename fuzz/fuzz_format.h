@@ -113,4 +113,31 @@ enum proto_sel {
 /* Ids the server gives its DMA_READ/DMA_WRITE requests (server.c). */
 #define SF_SERVER_FIRST_ID 0x8000u
 
+/* ---- fuzz_client ----
+ *
+ * fuzz_client input:
+ *
+ *   record*
+ *   record := ctl(1) len(2, little-endian) bytes[len]
+ *
+ * A scripted server answers each request of a fixed client session (see
+ * fuzz_client.c) with the next record: by default a reply to that request
+ * (its id and command) carrying `bytes` as the payload.  CF_* bits in
+ * `ctl` change that.  When the records run out, the server closes.
+ */
+#define CF_RAW 0x01u        /* bytes are a whole message, header included,
+			     * sent in addition: the next record answers */
+#define CF_ERROR 0x02u      /* an error reply; errno = bytes[0] (0: none) */
+#define CF_SERVER_REQ 0x04u /* a server request with bytes as its payload
+			     * (DMA_READ; with CF_WRITE DMA_WRITE), in
+			     * addition: the next record answers */
+#define CF_WRITE 0x08u
+#define CF_FD 0x10u         /* a memfd of CF_MEMFD_SIZE bytes comes along */
+#define CF_CLOSE 0x20u      /* close instead of answering */
+#define CF_MEMFD_SIZE 0x10000u
+#define CF_HDR 3u
+/* The client's IOVA for its fd-less window (server DMA goes there). */
+#define CF_DMA_IOVA 0x100000u
+#define CF_DMA_SIZE 0x10000u
+
 #endif

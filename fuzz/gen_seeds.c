@@ -820,10 +820,108 @@ static uint16_t find_pcie(void)
 	return off;
 }
 
+/* ---- fuzz_client seeds: a server's answers to the fixed session ---- */
+
+static void crec(struct buf *b, uint8_t ctl, const void *p, size_t len)
+{
+	put8(b, ctl);
+	put16(b, (uint16_t)len);
+	put(b, p, len);
+}
+
+static void client_region(struct buf *b, uint32_t index, uint32_t flags, uint64_t size,
+			  bool fd)
+{
+	struct vfk_region_info_wire w = { .argsz = sizeof(w), .flags = flags, .index = index,
+					  .size = size };
+
+	crec(b, fd ? CF_FD : 0, &w, sizeof(w));
+}
+
+/* The answers up to the DMA_UNMAP; `dma` is put before the unmap's. */
+static void client_seed(const char *name, const struct buf *dma)
+{
+	static const char js[] = "{\"capabilities\":{\"max_msg_fds\":8,\"max_data_xfer_size\":1048576}}";
+	struct vfk_device_info_wire di = { sizeof(di), VFK_DEVICE_FLAGS_PCI | VFK_DEVICE_FLAGS_RESET,
+					   9, 5 };
+	static struct buf b, v;
+	uint8_t rr[16 + 64] = { 0 };
+	struct vfk_region_rw_wire *rw = (void *)rr;
+
+	b.n = v.n = 0;
+	put16(&v, 0);
+	put16(&v, 0);
+	put(&v, js, sizeof(js));
+	crec(&b, 0, v.b, v.n);
+	crec(&b, 0, &di, sizeof(di));
+	client_region(&b, 0, VFK_REGION_FLAG_READ | VFK_REGION_FLAG_WRITE, 0x1000, false);
+	client_region(&b, 1, 0, 0, false);
+	client_region(&b, 2, VFK_REGION_FLAG_READ | VFK_REGION_FLAG_WRITE | VFK_REGION_FLAG_MMAP,
+		      0x10000, true);
+	for (uint32_t i = 3; i < 6; i++)
+		client_region(&b, i, 0, 0, false);
+	client_region(&b, 6, VFK_REGION_FLAG_READ, 0x800, false);
+	client_region(&b, 7, VFK_REGION_FLAG_READ | VFK_REGION_FLAG_WRITE, 256, false);
+	client_region(&b, 8, 0, 0, false);
+	for (uint32_t i = 0; i < 5; i++) {
+		struct vfk_irq_info_wire ii = { sizeof(ii), VFK_IRQ_INFO_EVENTFD, i,
+						i == 2 ? 4 : 1 };
+
+		crec(&b, 0, &ii, sizeof(ii));
+	}
+	rw->region = VFK_PCI_CONFIG;
+	rw->count = 64;
+	rr[16] = 0x34;
+	rr[17] = 0x12;
+	crec(&b, 0, rr, 16 + 64);                 /* config read */
+	rw->region = 0;
+	rw->count = 4;
+	crec(&b, 0, rr, 16 + 4);                  /* BAR0 read */
+	rw->offset = 4;
+	crec(&b, 0, rr, 16);                      /* BAR0 write */
+	crec(&b, 0, "", 0);                     /* DMA_MAP */
+	if (dma)
+		put(&b, dma->b, dma->n);
+	{
+		struct vfk_dma_unmap_wire u = { sizeof(u), 0, CF_DMA_IOVA, CF_DMA_SIZE };
+
+		crec(&b, 0, &u, sizeof(u));       /* DMA_UNMAP */
+	}
+	crec(&b, 0, "", 0);                     /* DEVICE_RESET */
+	save(&b, name);
+}
+
+static void gen_client(void)
+{
+	static struct buf dma, p;
+
+	client_seed("client-session", NULL);
+	/* A DMA_READ of the client's window before the unmap's reply. */
+	put64(&p, CF_DMA_IOVA + 8);
+	put64(&p, 16);
+	crec(&dma, CF_SERVER_REQ, p.b, p.n);
+	client_seed("client-dma-read", &dma);
+	/* A DMA_WRITE into it. */
+	dma.n = 0;
+	p.n = 0;
+	put64(&p, CF_DMA_IOVA + 64);
+	put64(&p, 8);
+	put64(&p, 0x1122334455667788ull);
+	crec(&dma, CF_SERVER_REQ | CF_WRITE, p.b, p.n);
+	client_seed("client-dma-write", &dma);
+	/* Errors and a close halfway. */
+	dma.n = 0;
+	crec(&dma, CF_ERROR, "\x05", 1);
+	client_seed("client-error", &dma);
+	dma.n = 0;
+	crec(&dma, CF_CLOSE, "", 0);
+	client_seed("client-close", &dma);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s PROTO_DIR SERVER_DIR\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s PROTO_DIR SERVER_DIR [CLIENT_DIR]\n", argv[0]);
 		return 2;
 	}
 	pcie_off = find_pcie();
@@ -837,5 +935,11 @@ int main(int argc, char **argv)
 	extra_cfg1 = SF_RUN;
 	gen_server();
 	printf("fuzz_seeds: %u fuzz_server seeds in %s\n", nwritten, out_dir);
+	if (argc == 4) {
+		nwritten = 0;
+		out_dir = argv[3];
+		gen_client();
+		printf("fuzz_seeds: %u fuzz_client seeds in %s\n", nwritten, out_dir);
+	}
 	return 0;
 }
