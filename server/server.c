@@ -93,6 +93,9 @@ struct vfk_server {
 enum { UD_RECV = 1, UD_POLL, UD_POLLOUT, UD_CANCEL };
 
 static void refuse_close(struct vfk_server *srv);
+static void refuse_answer(struct vfk_server *srv);
+static void refuse_new(struct vfk_server *srv);
+static void stop_requested(struct vfk_server *srv);
 
 /* ---- logging ---- */
 
@@ -752,6 +755,51 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Wait up to `ms` for the client's next message during a DMA wait, and
+ * meanwhile for what must not wait behind it: a stop fails the DMA at once
+ * (-ESHUTDOWN; unless it only asked the client to release the device with
+ * REQ, see stop_requested), and a new client is turned away with EBUSY at
+ * once.  0 when the client sent something, or -ETIMEDOUT.
+ */
+static int dma_wait(struct vfk_server *srv, int ms)
+{
+	int64_t deadline = now_ms() + ms;
+
+	for (;;) {
+		struct pollfd p[4] = {
+			{ srv->ch->ops->fd(srv->ch), POLLIN, 0 },
+			{ srv->stop_fd, POLLIN, 0 },
+			{ srv->listen_fd, POLLIN, 0 },
+			{ srv->refuse_fd, POLLIN, 0 },
+		};
+		int64_t left = deadline - now_ms();
+		uint64_t v;
+		int n;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		n = poll(p, 4, (int)left);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n <= 0)
+			continue;
+		if ((p[1].revents & POLLIN) && read(srv->stop_fd, &v, sizeof(v)) == sizeof(v)) {
+			stop_requested(srv);
+			if (srv->stopping) {
+				slog(srv, VFK_LOG_INFO, "stop: a DMA wait is abandoned");
+				return -ESHUTDOWN;
+			}
+		}
+		if (p[2].revents & POLLIN)
+			refuse_new(srv);
+		if (p[3].revents & (POLLIN | POLLHUP))
+			refuse_answer(srv);
+		if (p[0].revents)
+			return 0;
+	}
+}
+
 /* Send one DMA_READ/DMA_WRITE of at most the client's max_data_xfer and
  * wait for its reply, serving the client's commands meanwhile. */
 static int dma_msg_one(struct vfk_server *srv, bool write, uint64_t iova,
@@ -788,12 +836,12 @@ static int dma_msg_one(struct vfk_server *srv, bool write, uint64_t iova,
 		int64_t left = deadline - now_ms();
 
 		if (!srv->ch->ops->has_buffered(srv->ch)) {
-			if (left <= 0 ||
-			    srv->ch->ops->wait(srv->ch, (int)left) == -ETIMEDOUT) {
+			rc = left > 0 ? dma_wait(srv, (int)left) : -ETIMEDOUT;
+			if (rc == -ETIMEDOUT)
 				slog(srv, VFK_LOG_ERR, "%s reply timed out",
 				     vfk_cmd_name(h.cmd));
-				return -ETIMEDOUT;
-			}
+			if (rc)
+				return rc;
 		}
 		rc = srv->ch->ops->recv(srv->ch, &m);
 		if (rc == 0)
@@ -1111,6 +1159,32 @@ static void refuse_answer(struct vfk_server *srv)
 	refuse_close(srv);
 }
 
+/*
+ * One client at a time (the spec gives each client its own socket).  A
+ * second one gets an answer, not a bare reset: its first request is
+ * answered EBUSY, then it is closed.  One such client waits at a time; a
+ * newer one takes over the slot of one that never sent anything.
+ */
+static void refuse_fd(struct vfk_server *srv, int fd)
+{
+	slog(srv, VFK_LOG_WARN, "refused a second client: the device is in use");
+	refuse_close(srv);
+	if (ep_add(srv, fd, EPOLLIN, &srv->src_refuse)) {
+		close(fd);
+		return;
+	}
+	srv->refuse_fd = fd;
+}
+
+/* A connection that arrives while a client is attached (a DMA wait). */
+static void refuse_new(struct vfk_server *srv)
+{
+	int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd >= 0)
+		refuse_fd(srv, fd);
+}
+
 static void accept_client(struct vfk_server *srv)
 {
 	int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -1122,18 +1196,7 @@ static void accept_client(struct vfk_server *srv)
 	if (srv->ch)
 		conn_input(srv);
 	if (srv->ch) {
-		/* One client at a time (the spec gives each client its own
-		 * socket).  A second one gets an answer, not a bare reset:
-		 * its first request is answered EBUSY, then it is closed.
-		 * One such client waits at a time; a newer one takes over
-		 * the slot of one that never sent anything. */
-		slog(srv, VFK_LOG_WARN, "refused a second client: the device is in use");
-		refuse_close(srv);
-		if (ep_add(srv, fd, EPOLLIN, &srv->src_refuse)) {
-			close(fd);
-			return;
-		}
-		srv->refuse_fd = fd;
+		refuse_fd(srv, fd);
 		return;
 	}
 	if (attach_client(srv, fd)) {

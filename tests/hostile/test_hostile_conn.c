@@ -559,6 +559,35 @@ static void test_dma_reply_timeout(void **state)
 	hs_check_fresh(&S);
 }
 
+static void assert_refused(struct hs *s);
+
+/* Nothing waits behind a DMA reply that does not come: a new client is
+ * turned away with EBUSY at once, and SIGTERM stops the server at once
+ * (it used to wait out the 5 s reply timeout, and new connections with
+ * it). */
+static void test_dma_wait_interruptible(void **state)
+{
+	int fd, st;
+	int64_t t0;
+
+	(void)state;
+	assert_int_equal(hs_start_exec(&X), 0);
+	fd = hx_session(&X);
+	hx_enable(fd);
+	assert_int_equal(hx_dma_map(fd, SRC_IOVA, 0x2000, 3, 0, NULL, 0), 0);
+	ring(fd);
+	expect_dma_req(fd, VFK_CMD_DMA_READ, SRC_IOVA, COPY_LEN, NULL);
+	t0 = now_ms();
+	assert_refused(&X);
+	assert_true(now_ms() - t0 < 1000);
+	t0 = now_ms();
+	st = hs_stop(&X);
+	assert_true(now_ms() - t0 < 2000);
+	assert_int_equal(st, 0);
+	hx_close(fd);
+	hs_cleanup(&X);
+}
+
 /* The client withdraws the window while the server waits for data from
  * it.  The unmap is served at once (the client is waiting for it too), and
  * the copy must not go on into memory that is no longer mapped. */
@@ -1015,6 +1044,7 @@ int main(void)
 		HX_TEST(test_dma_disconnect_mid_reply),
 		HX_TEST(test_dma_bad_replies),
 		HX_TEST(test_dma_reply_timeout),
+		HX_TEST(test_dma_wait_interruptible),
 		HX_TEST(test_dma_unmap_while_waiting),
 		HX_TEST(test_dma_truncated_backing),
 		HX_TEST(test_dma_sigbus_many_files),
