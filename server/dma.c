@@ -76,6 +76,7 @@ static struct {
 	struct arena_range *free; /* sorted, disjoint, never adjacent */
 	size_t nfree, capfree;
 } arena = { .lock = PTHREAD_MUTEX_INITIALIZER };
+static struct arena_range arena_free0[64]; /* the free list until it grows */
 static struct sigaction guard_prev;
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static size_t guard_page;
@@ -134,12 +135,10 @@ static void guard_install(void)
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return; /* file-backed DMA windows are refused (file_get) */
-	arena.free = malloc(sizeof(*arena.free) * 16);
-	if (!arena.free) {
-		munmap(p, (size_t)(len << 1));
-		return;
-	}
-	arena.capfree = 16;
+	/* No allocation here: a failure now would disable the guard for
+	 * good (pthread_once does not retry). */
+	arena.free = arena_free0;
+	arena.capfree = sizeof(arena_free0) / sizeof(arena_free0[0]);
 	arena.free[0] = (struct arena_range){ (uintptr_t)p, (size_t)(len << 1) };
 	arena.nfree = 1;
 	arena.base = (uintptr_t)p;
@@ -217,12 +216,15 @@ static void arena_free(uintptr_t a, size_t len)
 		arena.free[i].len += len;
 	} else {
 		if (arena.nfree == arena.capfree) {
-			struct arena_range *n = realloc(arena.free, 2 * arena.capfree * sizeof(*n));
+			struct arena_range *n = arena.free == arena_free0 ? NULL : arena.free;
 
+			n = realloc(n, 2 * arena.capfree * sizeof(*n));
 			if (!n) {
 				pthread_mutex_unlock(&arena.lock);
-				return;
+				return; /* the range stays reserved, unused */
 			}
+			if (arena.free == arena_free0)
+				memcpy(n, arena_free0, sizeof(arena_free0));
 			arena.free = n;
 			arena.capfree *= 2;
 		}

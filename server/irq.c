@@ -68,8 +68,15 @@ int vfk_irq_init(struct vfk_dev *dev)
 			continue;
 		ix->trigger = malloc(ix->count * sizeof(int));
 		ix->client_mask = calloc(ix->count, 1);
-		if (!ix->trigger || !ix->client_mask)
+		if (!ix->trigger || !ix->client_mask) {
+			/* Half-made: fini must find neither (it would close
+			 * the uninitialised trigger slots). */
+			free(ix->trigger);
+			free(ix->client_mask);
+			ix->trigger = NULL;
+			ix->client_mask = NULL;
 			return -ENOMEM;
+		}
 		for (unsigned v = 0; v < ix->count; v++)
 			ix->trigger[v] = -1;
 	}

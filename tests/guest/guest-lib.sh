@@ -52,6 +52,28 @@ info_check() { # BDF NAME BARS...
 	done
 	info_out=$out
 }
+# `vfiokit serve passthrough --device BDF [ARGS...]` re-exports a kernel-bound
+# device; `$T CLIENT-MODE SOCKET` (vfio-client-test) checks the re-export;
+# the server must exit 0 on SIGTERM and log no error.
+passthrough_check() { # BDF NAME CLIENT-MODE SERVE-ARGS...
+	pb=$1 pname=$2 pmode=$3
+	shift 3
+	$V serve passthrough --device "$pb" "$@" --socket /tmp/pt.sock 2>/tmp/pt.log &
+	pt=$!
+	if wait_sock /tmp/pt.sock; then
+		ok "vfiokit serve passthrough re-exports $pname"
+		run $T "$pmode" /tmp/pt.sock
+	else
+		nok "vfiokit serve passthrough re-exports $pname"
+	fi
+	kill -TERM $pt 2>/dev/null
+	wait $pt
+	rc=$?
+	sed 's/^/VFKTAP # server: /' /tmp/pt.log
+	if [ $rc -eq 0 ]; then ok "passthrough server exits 0"; else nok "passthrough server exits 0 (status $rc)"; fi
+	if grep -q 'error:' /tmp/pt.log; then nok "passthrough server logged no error"; else ok "passthrough server logged no error"; fi
+	rm -f /tmp/pt.sock
+}
 vfk_done() {
 	echo "VFKTAP done"
 	exit $((failed ? 1 : 0))

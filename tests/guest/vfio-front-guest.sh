@@ -46,19 +46,6 @@ fi
 
 # vfiokit serve passthrough re-exports the vfio-pci-bound controller.
 if [ -n "$nvme" ]; then
-	$V serve passthrough --device "$nvme" --socket /tmp/pt.sock 2>/tmp/pt.log &
-	pt=$!
-	if wait_sock /tmp/pt.sock; then
-		ok "vfiokit serve passthrough re-exports vfiokit's nvme"
-		run $T nvme-io-socket /tmp/pt.sock
-	else
-		nok "vfiokit serve passthrough re-exports vfiokit's nvme"
-	fi
-	kill -TERM $pt 2>/dev/null
-	wait $pt
-	rc=$?
-	sed 's/^/VFKTAP # server: /' /tmp/pt.log
-	if [ $rc -eq 0 ]; then ok "passthrough server exits 0"; else nok "passthrough server exits 0 (status $rc)"; fi
-	if grep -q 'error:' /tmp/pt.log; then nok "passthrough server logged no error"; else ok "passthrough server logged no error"; fi
+	passthrough_check "$nvme" "vfiokit's nvme" nvme-io-socket
 fi
 vfk_done

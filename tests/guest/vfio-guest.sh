@@ -75,20 +75,7 @@ if [ $rc -eq 0 ]; then ok "dma-test server exits 0"; else nok "dma-test server e
 # ------------------------------------------------- passthrough of the nvme
 note "uptime $(cut -d' ' -f1 /proc/uptime) s"
 if [ -n "$nvme" ]; then
-	$V serve passthrough --device "$nvme" --bind --socket /tmp/pt.sock 2>/tmp/pt.log &
-	pt=$!
-	if wait_sock /tmp/pt.sock; then
-		ok "vfiokit serve passthrough re-exports $nvme"
-		run $T nvme-socket /tmp/pt.sock
-	else
-		nok "vfiokit serve passthrough re-exports $nvme"
-	fi
-	kill -TERM $pt 2>/dev/null
-	wait $pt
-	rc=$?
-	sed 's/^/VFKTAP # server: /' /tmp/pt.log
-	if [ $rc -eq 0 ]; then ok "passthrough server exits 0"; else nok "passthrough server exits 0 (status $rc)"; fi
-	if grep -q 'error:' /tmp/pt.log; then nok "passthrough server logged no error"; else ok "passthrough server logged no error"; fi
+	passthrough_check "$nvme" "$nvme" nvme-socket --bind
 fi
 
 note "uptime $(cut -d' ' -f1 /proc/uptime) s"
