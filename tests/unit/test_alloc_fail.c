@@ -5,7 +5,9 @@
  * and client in one process: device, server, connection, region and IRQ
  * info, DMA windows with and without fd, a copy that needs DMA messages,
  * an interrupt, unmap, close, destroy) runs once for every allocation it
- * makes, with that one allocation failing.  Each run must end cleanly:
+ * makes, with that one allocation failing; then the same for the NVMe
+ * model (a memory namespace, its I/O thread, and the userspace driver
+ * writing and reading back a pattern).  Each run must end cleanly:
  * an error or a success, never a crash or a hang, and nothing leaked (the
  * sanitizer build checks leaks and double frees at exit).  The runs end
  * when a session makes no more allocations than the countdown.
@@ -29,6 +31,8 @@
 
 #include "dma_test.h"
 #include "driver.h"
+#include "nvme.h"
+#include "nvme_drv.h"
 #include "vfiokit/vfiokit.h"
 
 /* ---- the wrapped allocator ---- */
@@ -48,8 +52,11 @@ void *__wrap_aligned_alloc(size_t a, size_t n);
 static atomic_long countdown = -1;
 static atomic_bool injected;
 
+static atomic_long calls; /* allocations seen, for the report */
+
 static bool fail_now(void)
 {
+	atomic_fetch_add(&calls, 1);
 	if (atomic_load(&countdown) < 0)
 		return false;
 	if (atomic_fetch_sub(&countdown, 1) != 0)
@@ -186,23 +193,107 @@ out:
 	return copied;
 }
 
-static void test_every_allocation_fails_once(void **state)
+/* The NVMe session: true if the pattern came back. */
+static bool nvme_session(void)
 {
-	bool copied = false;
+	struct vfk_server_opts so = { .version = VFK_SERVER_OPTS_VERSION };
+	struct vfk_client_opts co = { .version = VFK_CLIENT_OPTS_VERSION, .timeout_ms = 1000 };
+	struct nvme_opts no = { .ram_size = 16u << 20 };
+	struct nvd_opts dopts = { .qsize = 16, .buf_size = 1u << 16, .timeout_ms = 1000 };
+	struct vfk_dev *dev = NULL;
+	struct vfk_server *srv = NULL;
+	struct vfk_device *d = NULL;
+	struct nvd *n = NULL;
+	int sv[2] = { -1, -1 };
+	bool running = false, ok = false;
+	pthread_t t;
+
+	if (nvme_create(&no, &dev))
+		return false;
+	if (vfk_server_create(dev, &so, &srv) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		goto out;
+	if (vfk_server_adopt_fd(srv, sv[1])) {
+		close(sv[1]);
+		sv[1] = -1;
+		goto out;
+	}
+	sv[1] = -1;
+	if (pthread_create(&t, NULL, serve, srv))
+		goto out;
+	running = true;
+	if (vfk_device_open_fd(sv[0], &co, &d))
+		goto out;
+	sv[0] = -1;
+	if (nvd_open(d, &dopts, &n))
+		goto out;
+	for (unsigned i = 0; i < 4096; i++)
+		n->buf[i] = (uint8_t)(i * 5 + 1);
+	if (nvd_rw(n, 1, true, 8, 8, 0, 0))
+		goto out;
+	memset(n->buf, 0, 4096);
+	if (nvd_rw(n, 1, false, 8, 8, 0, 0))
+		goto out;
+	ok = true;
+	for (unsigned i = 0; i < 4096 && ok; i++)
+		ok = n->buf[i] == (uint8_t)(i * 5 + 1);
+out:
+	nvd_close(n);
+	if (d)
+		vfk_device_close(d);
+	if (running) {
+		vfk_server_stop(srv);
+		pthread_join(t, NULL);
+	}
+	if (srv)
+		vfk_server_destroy(srv);
+	nvme_destroy(dev);
+	if (sv[0] >= 0)
+		close(sv[0]);
+	return ok;
+}
+
+/* Run `fn` with the 1st, 2nd, ... allocation failing until a run makes
+ * no more allocations than that; returns how many a whole run makes. */
+static long each_allocation_fails(bool (*fn)(void))
+{
+	bool whole = false;
 	long n;
 
-	(void)state;
+	atomic_store(&calls, 0);
+	whole = fn();
+	printf("# a run without failures: %ld allocations (threads included)\n",
+	       atomic_load(&calls));
 	for (n = 0; n < 100000; n++) {
 		atomic_store(&injected, false);
 		atomic_store(&countdown, n);
-		copied = session();
+		whole = fn();
 		atomic_store(&countdown, -1);
 		if (!atomic_load(&injected))
-			break; /* the session made fewer than n + 1 allocations */
+			break; /* the run made fewer than n + 1 allocations */
 	}
 	/* The run in which nothing failed went all the way. */
-	assert_true(copied);
-	printf("# %ld allocations in a session; each failed once, in its own run\n", n);
+	assert_true(whole);
+	return n;
+}
+
+static void test_every_allocation_fails_once(void **state)
+{
+	long n;
+
+	(void)state;
+	n = each_allocation_fails(session);
+	printf("# dma-test session: %ld allocations; each failed once, in its own run\n", n);
+	assert_true(n > 10 && n < 100000);
+}
+
+static void test_nvme_every_allocation_fails_once(void **state)
+{
+	long n;
+
+	(void)state;
+	n = each_allocation_fails(nvme_session);
+	printf("# nvme session: %ld allocations; each failed once, in its own run\n", n);
 	assert_true(n > 10 && n < 100000);
 }
 
@@ -210,6 +301,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_allocation_fails_once),
+		cmocka_unit_test(test_nvme_every_allocation_fails_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
