@@ -140,4 +140,23 @@ enum proto_sel {
 #define CF_DMA_IOVA 0x100000u
 #define CF_DMA_SIZE 0x10000u
 
+/* ---- fuzz_dispatch ----
+ *
+ * fuzz_dispatch input:
+ *
+ *   record*
+ *   record := ctl(1) len(2, little-endian) bytes[len]
+ *
+ * Each record is one message to the server, header included (its size
+ * field is set to the record's length unless DF_RAW_SIZE), with the fds
+ * the low bits of ctl ask for.  A VERSION comes first unless the first
+ * record has DF_RAW_START.
+ */
+#define DF_FD_MASK 0x07u   /* 0 none, 1 eventfd, 2 memfd, 3 read-only memfd,
+			    * 4 two eventfds, 5 a pipe */
+#define DF_RAW_SIZE 0x08u
+#define DF_RAW_START 0x10u
+#define DF_MEMFD_SIZE 0x10000u
+#define DF_HDR 3u
+
 #endif

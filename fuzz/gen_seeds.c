@@ -414,6 +414,15 @@ static void copy(uint64_t src, uint64_t dst, uint32_t len, uint32_t ctrl,
 	region_rw(doorbell_ctl, 0, DMA_TEST_REG_DOORBELL, 4, &one);
 }
 
+static void save_dispatch(const struct buf *sb, const char *name);
+
+/* A fuzz_server seed, and the same as a fuzz_dispatch one. */
+static void save_server(const char *name)
+{
+	save(&sv, name);
+	save_dispatch(&sv, name);
+}
+
 static void gen_server(void)
 {
 	uint8_t bools[4] = { 1, 0, 1, 1 };
@@ -429,7 +438,7 @@ static void gen_server(void)
 		version_payload(&pl, jsons[i]);
 		cmd(VFK_CMD_VERSION, 0);
 		info16(VFK_CMD_DEVICE_GET_INFO, 0);
-		save(&sv, "raw-version");
+		save_server("raw-version");
 	}
 	server_begin(SF_RAW, 0);
 	info16(VFK_CMD_DEVICE_GET_INFO, 0); /* before VERSION */
@@ -437,7 +446,7 @@ static void gen_server(void)
 	cmd(VFK_CMD_VERSION, 0);
 	version_payload(&pl, qemu_caps);
 	cmd(VFK_CMD_VERSION, 0); /* twice */
-	save(&sv, "raw-version-twice");
+	save_server("raw-version-twice");
 
 	/* Discovery: device, every region (short and long argsz), IRQs. */
 	server_begin(0, 0);
@@ -450,11 +459,11 @@ static void gen_server(void)
 		info16(VFK_CMD_DEVICE_GET_REGION_IO_FDS, i);
 	for (uint32_t i = 0; i < VFK_PCI_NUM_IRQS; i++)
 		info16(VFK_CMD_DEVICE_GET_IRQ_INFO, i);
-	save(&sv, "discover");
+	save_server("discover");
 	server_begin(SF_CLIENT_NO_FDS, SF_PAGE_64K);
 	region_info(2, 512);
 	region_info(4, 512);
-	save(&sv, "region-info-nofds-64k");
+	save_server("region-info-nofds-64k");
 
 	/* Register and memory accesses of every region. */
 	server_begin(SF_ALL_ONES, 0);
@@ -479,7 +488,7 @@ static void gen_server(void)
 	rd(VFK_PCI_ROM, 0, 64);
 	rd(VFK_PCI_ROM, 2040, 8);
 	rd(VFK_PCI_VGA, 0, 4);
-	save(&sv, "regions");
+	save_server("regions");
 
 	/* Posted writes, and a batch of writes. */
 	server_begin(0, SF_WRITE_MULTI);
@@ -499,7 +508,7 @@ static void gen_server(void)
 	}
 	cmd(VFK_CMD_REGION_WRITE_MULTI, 0);
 	rd(0, DMA_TEST_REG_SCRATCH, 4);
-	save(&sv, "write-multi");
+	save_server("write-multi");
 
 	/* Interrupts: MSI-X, MSI, INTx with its unmask eventfd, ERR, REQ. */
 	server_begin(0, 0);
@@ -539,7 +548,7 @@ static void gen_server(void)
 		 VFK_PCI_REQ, 0, 1, NULL);
 	set_irqs(RF_FD_PIPE, VFK_IRQ_SET_DATA_EVENTFD | VFK_IRQ_SET_ACTION_TRIGGER,
 		 VFK_PCI_REQ, 0, 1, NULL);
-	save(&sv, "irqs");
+	save_server("irqs");
 
 	/* DMA windows backed by the client's memfd. */
 	server_begin(0, 0);
@@ -552,11 +561,11 @@ static void gen_server(void)
 	dma_unmap(0x100000, 0x10000, 0);
 	dma_unmap(0, 0, VFK_DMA_UNMAP_ALL);
 	dma_map(RF_FD_MEMFD, 0x100000, 0x10000, 0, VFK_DMA_READ);
-	save(&sv, "dma-map");
+	save_server("dma-map");
 	server_begin(0, 2 << SF_MAPS_SHIFT);
 	for (unsigned i = 0; i < 3; i++)
 		dma_map(0, 0x100000 * (i + 1), 0x1000, 0, VFK_DMA_READ);
-	save(&sv, "dma-map-limit");
+	save_server("dma-map-limit");
 
 	/* A copy between memfd windows, with an MSI-X interrupt. */
 	server_begin(0, 0);
@@ -567,7 +576,7 @@ static void gen_server(void)
 	copy(0x100000, 0x108000, 0x1000, DMA_TEST_CTRL_IRQ | DMA_TEST_CTRL_VECTOR(1), 0);
 	rd(0, DMA_TEST_REG_STATUS, 4);
 	wr32(0, DMA_TEST_REG_STATUS, DMA_TEST_STATUS_DONE);
-	save(&sv, "copy-memfd");
+	save_server("copy-memfd");
 
 	/* A copy with INTx, and one with MSI. */
 	server_begin(0, 0);
@@ -592,7 +601,7 @@ static void gen_server(void)
 	set_irqs(RF_FD_EVENTFD, VFK_IRQ_SET_DATA_EVENTFD | VFK_IRQ_SET_ACTION_TRIGGER,
 		 VFK_PCI_MSI, 0, 1, NULL);
 	copy(0x100000, 0x104000, 0x100, DMA_TEST_CTRL_IRQ, 0);
-	save(&sv, "copy-intx-msi");
+	save_server("copy-intx-msi");
 
 	/* Copies through fd-less windows: DMA_READ/DMA_WRITE messages, with
 	 * every kind of client (and none answering). */
@@ -609,7 +618,7 @@ static void gen_server(void)
 		copy(0x21e000, 0x20f000, 0x2000, 0, 0);
 		rd(0, DMA_TEST_REG_STATUS, 4);
 		rd(0, DMA_TEST_REG_ERRNO, 4);
-		save(&sv, "copy-msg");
+		save_server("copy-msg");
 	}
 
 	/* The client answers a DMA request it saw (the server's first id),
@@ -627,7 +636,7 @@ static void gen_server(void)
 	put(&msg, pl.b, pl.n);
 	pl.n = 0;
 	record(0, &msg);
-	save(&sv, "late-dma-reply");
+	save_server("late-dma-reply");
 
 	/*
 	 * Replies written before the server asks.  A record with fds ends
@@ -683,7 +692,7 @@ static void gen_server(void)
 		}
 		rd(0, DMA_TEST_REG_STATUS, 4);
 		rd(0, DMA_TEST_REG_COUNT, 4);
-		save(&sv, "dma-replies-ahead");
+		save_server("dma-replies-ahead");
 	}
 
 	/* Reset, FLR, power management, features, migration, unknown. */
@@ -710,7 +719,7 @@ static void gen_server(void)
 	cmd(VFK_CMD_DMA_READ, 0);
 	cmd(14, 0);
 	cmd(0x7777, 0);
-	save(&sv, "reset-misc");
+	save_server("reset-misc");
 
 	/* Framing: a message cut over two writes, two glued in one write, an
 	 * oversized one, a bad header, fds on a cut message. */
@@ -747,7 +756,7 @@ static void gen_server(void)
 		put(&part, whole.b + 8, whole.n - 8);
 		record(RF_FD_EVENTFD, &part);
 	}
-	save(&sv, "framing");
+	save_server("framing");
 
 	/* Clients in turn: the second meets what the first left (device
 	 * state stays; windows and eventfds go). */
@@ -788,7 +797,7 @@ static void gen_server(void)
 		info16(VFK_CMD_DEVICE_GET_INFO, 0);
 		info16(VFK_CMD_DEVICE_GET_INFO, 0);
 		last_ctl(RF_RECONNECT);
-		save(&sv, "reconnect");
+		save_server("reconnect");
 	}
 
 	/* Backpressure: big reads left unread. */
@@ -797,7 +806,7 @@ static void gen_server(void)
 	for (unsigned i = 0; i < 8; i++)
 		region_rw(RF_NO_DRAIN, 2, 0, 0x10000, NULL);
 	info16(VFK_CMD_DEVICE_GET_INFO, 0);
-	save(&sv, "backpressure");
+	save_server("backpressure");
 }
 
 /* Where dma-test's PCI Express capability is (0 if not found). */
@@ -818,6 +827,50 @@ static uint16_t find_pcie(void)
 	}
 	dma_test_destroy(dev);
 	return off;
+}
+
+/* ---- fuzz_dispatch seeds: the fuzz_server seeds, in its format ---- */
+
+static const char *dispatch_dir; /* NULL: none written */
+static unsigned ndispatch;
+
+/* The same messages as fuzz_server seed `sb`, as fuzz_dispatch records:
+ * configuration bytes dropped, fd kinds mapped, other control bits gone. */
+static void save_dispatch(const struct buf *sb, const char *name)
+{
+	static const uint8_t fdmap[8] = { 0, 1, 2, 3, 4, 4, 5, 2 };
+	static struct buf d;
+	const char *saved = out_dir;
+	unsigned saved_n = nwritten;
+	size_t at = 2;
+	bool first = true;
+
+	if (!dispatch_dir || sb->n < 2 || extra_cfg1)
+		return;
+	d.n = 0;
+	while (at + RF_HDR <= sb->n) {
+		uint8_t ctl = sb->b[at];
+		size_t len = (size_t)sb->b[at + 1] | (size_t)sb->b[at + 2] << 8;
+		uint8_t dctl = fdmap[ctl & RF_FD_MASK];
+
+		if (at + RF_HDR + len > sb->n)
+			break;
+		if (ctl & RF_RECONNECT)
+			break; /* one client per input here */
+		if (first && (sb->b[0] & SF_RAW))
+			dctl |= DF_RAW_START;
+		first = false;
+		put8(&d, dctl);
+		put16(&d, (uint16_t)len);
+		put(&d, sb->b + at + RF_HDR, len);
+		at += RF_HDR + len;
+	}
+	out_dir = dispatch_dir;
+	nwritten = ndispatch;
+	save(&d, name);
+	ndispatch = nwritten;
+	out_dir = saved;
+	nwritten = saved_n;
 }
 
 /* ---- fuzz_client seeds: a server's answers to the fixed session ---- */
@@ -920,10 +973,13 @@ static void gen_client(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3 && argc != 4) {
-		fprintf(stderr, "usage: %s PROTO_DIR SERVER_DIR [CLIENT_DIR]\n", argv[0]);
+	if (argc < 3 || argc > 5) {
+		fprintf(stderr, "usage: %s PROTO_DIR SERVER_DIR [CLIENT_DIR [DISPATCH_DIR]]\n",
+			argv[0]);
 		return 2;
 	}
+	if (argc == 5)
+		dispatch_dir = argv[4];
 	pcie_off = find_pcie();
 	out_dir = argv[1];
 	gen_proto();
@@ -935,11 +991,13 @@ int main(int argc, char **argv)
 	extra_cfg1 = SF_RUN;
 	gen_server();
 	printf("fuzz_seeds: %u fuzz_server seeds in %s\n", nwritten, out_dir);
-	if (argc == 4) {
+	if (argc >= 4) {
 		nwritten = 0;
 		out_dir = argv[3];
 		gen_client();
 		printf("fuzz_seeds: %u fuzz_client seeds in %s\n", nwritten, out_dir);
 	}
+	if (dispatch_dir)
+		printf("fuzz_seeds: %u fuzz_dispatch seeds in %s\n", ndispatch, dispatch_dir);
 	return 0;
 }

@@ -256,6 +256,14 @@ int vfk_dev_region_info(struct vfk_dev *dev, uint32_t index, uint32_t argsz,
 uint32_t vfk_num_regions(struct vfk_dev *dev);
 
 /* server.c: message-based DMA with the connected client */
+struct vfk_channel;
+/* Serve a client over `ch` (the server owns it from here on; a failure
+ * leaves it the caller's): the sock channel of an accepted connection, or
+ * another implementation (the fuzz harness's in-memory one).  -EBUSY if a
+ * client is attached. */
+int vfk_server_attach_channel(struct vfk_server *srv, struct vfk_channel *ch);
+/* Whether a client (negotiated or not) is attached. */
+bool vfk_server_attached(const struct vfk_server *srv);
 int vfk_server_dma_msg(struct vfk_server *srv, bool write, uint64_t iova,
 		       void *buf, uint64_t len);
 void vfk_server_logv(struct vfk_server *srv, enum vfk_log_level level,

@@ -246,25 +246,51 @@ static void drop_client(struct vfk_server *srv, const char *why)
 	srv->negotiated = false;
 }
 
-static int attach_client(struct vfk_server *srv, int fd)
+int vfk_server_attach_channel(struct vfk_server *srv, struct vfk_channel *ch)
 {
-	uint32_t max_msg = VFK_HDR_SIZE + 16 + srv->opts.max_data_xfer;
 	int rc;
 
-	rc = vfk_sock_channel_create(fd, max_msg, srv->opts.max_msg_fds, &srv->ch);
+	if (srv->ch)
+		return -EBUSY;
+	rc = ep_add(srv, ch->ops->fd(ch), EPOLLIN, &srv->src_conn);
 	if (rc)
 		return rc;
-	rc = ep_add(srv, fd, EPOLLIN, &srv->src_conn);
-	if (rc) {
-		srv->ch->ops->destroy(srv->ch);
-		srv->ch = NULL;
-		return rc;
-	}
+	srv->ch = ch;
 	srv->negotiated = false;
 	srv->conn_wants_out = false;
 	vfk_version_caps_default(&srv->peer);
 	srv->stats.clients++;
 	slog(srv, VFK_LOG_INFO, "client connected");
+	return 0;
+}
+
+bool vfk_server_attached(const struct vfk_server *srv)
+{
+	return srv->ch != NULL;
+}
+
+/* Serve the connected socket `fd`: taken on success, left to the caller
+ * on failure (the channel owns a duplicate until then, so that undoing it
+ * cannot close the caller's fd). */
+static int attach_client(struct vfk_server *srv, int fd)
+{
+	uint32_t max_msg = VFK_HDR_SIZE + 16 + srv->opts.max_data_xfer;
+	struct vfk_channel *ch;
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0), rc;
+
+	if (dfd < 0)
+		return -errno;
+	rc = vfk_sock_channel_create(dfd, max_msg, srv->opts.max_msg_fds, &ch);
+	if (rc) {
+		close(dfd);
+		return rc;
+	}
+	rc = vfk_server_attach_channel(srv, ch);
+	if (rc) {
+		ch->ops->destroy(ch);
+		return rc;
+	}
+	close(fd);
 	return 0;
 }
 
