@@ -371,10 +371,17 @@ static bool cq_write(struct nvme_ctrl *c, struct nvme_cq *cq, uint16_t sqid, uin
 		return false;
 	}
 	e = nvme_qmem_at(&cq->mem, (size_t)cq->tail * 16);
-	e->dw0 = dw0;
-	e->dw1 = 0;
-	e->sqhd = sqhd;
-	e->sqid = sqid;
+	/* The first 12 bytes by a guarded copy: memory the client shrank
+	 * under the queue fails here (the page is still there for the store
+	 * that follows, but for a race with another shrink). */
+	{
+		struct nvme_cqe head = { .dw0 = dw0, .dw1 = 0, .sqhd = sqhd, .sqid = sqid };
+
+		if (vfk_dma_memcpy(e, &head, offsetof(struct nvme_cqe, cid))) {
+			nvme_fatal(c, "completion queue memory vanished");
+			return false;
+		}
+	}
 	/* CID and status with the phase tag last, in one store the host can
 	 * not see before the rest of the entry. */
 	last = cid | ((uint32_t)(uint16_t)((status << 1) | cq->phase) << 16);
