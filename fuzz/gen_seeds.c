@@ -23,6 +23,7 @@
 
 #include "dma_test.h"
 #include "fuzz_format.h"
+#include "nvme_spec.h"
 
 struct buf {
 	uint8_t b[1 << 17];
@@ -971,10 +972,70 @@ static void gen_client(void)
 	client_seed("client-close", &dma);
 }
 
+/* ---- fuzz_nvme seeds: n io_tail sqes memory (fuzz_nvme.c) ---- */
+
+static void nvme_sqe(struct buf *b, uint8_t opc, uint8_t flags, uint16_t cid, uint32_t nsid,
+		     uint64_t prp1, uint64_t prp2, uint32_t c10, uint32_t c11, uint32_t c12)
+{
+	struct nvme_sqe e = { .opc = opc, .flags = flags, .cid = cid, .nsid = nsid,
+			      .prp1 = prp1, .prp2 = prp2, .cdw10 = c10, .cdw11 = c11,
+			      .cdw12 = c12 };
+
+	put(b, &e, sizeof(e));
+}
+
+/* Guest memory from 0x2000: `mem` bytes of it after the SQEs. */
+static void gen_nvme(void)
+{
+	static struct buf b;
+	static uint8_t memory[0x6000]; /* guest 0x2000-0x7fff */
+	struct nvme_sqe io[4];
+	uint32_t prps[2] = { 0x7000, 0 };
+
+	/* Set Features (number of queues), Identify controller and namespace,
+	 * I/O CQ 1 at 0x3000 and SQ 1 at 0x4000 (16 entries); two I/O
+	 * commands in SQ 1: a write of block 8 from 0x6000, a read back to
+	 * 0x7000, then one with a PRP list at 0x5000. */
+	for (int variant = 0; variant < 3; variant++) {
+		b.n = 0;
+		memset(memory, 0, sizeof(memory));
+		put8(&b, 5);
+		put8(&b, variant == 2 ? 3 : 2);
+		nvme_sqe(&b, 0x09, 0, 1, 0, 0, 0, 0x07, 0x00010001, 0); /* Set Features 7 */
+		nvme_sqe(&b, NVME_ADM_IDENTIFY, 0, 2, 0, 0x2000, 0, 1, 0, 0);
+		nvme_sqe(&b, NVME_ADM_IDENTIFY, 0, 3, 1, 0x2000, 0, 0, 0, 0);
+		nvme_sqe(&b, NVME_ADM_CREATE_CQ, 0, 4, 0, 0x3000, 0, (15u << 16) | 1, 1, 0);
+		nvme_sqe(&b, 0x01, 0, 5, 0, 0x4000, 0, (15u << 16) | 1, (1u << 16) | 1, 0);
+		memset(io, 0, sizeof(io));
+		io[0] = (struct nvme_sqe){ .opc = NVME_CMD_WRITE, .cid = 1, .nsid = 1,
+					   .prp1 = 0x6000, .cdw10 = 8, .cdw12 = 7 };
+		io[1] = (struct nvme_sqe){ .opc = NVME_CMD_READ, .cid = 2, .nsid = 1,
+					   .prp1 = 0x7000, .cdw10 = 8, .cdw12 = 7 };
+		/* 8 KiB: PRP1 at 0x6000, PRP2 a list at 0x5000 -> 0x7000. */
+		io[2] = (struct nvme_sqe){ .opc = NVME_CMD_READ, .cid = 3, .nsid = 1,
+					   .prp1 = 0x6800, .prp2 = 0x5000, .cdw10 = 16,
+					   .cdw12 = 15 };
+		if (variant == 1) {
+			/* An SGL data block instead (PSDT 1). */
+			struct { uint64_t addr; uint32_t len; uint8_t rsvd[3], type; } d =
+				{ 0x6000, 4096, { 0 }, 0 };
+
+			io[0].flags = 1u << 6;
+			memcpy(&io[0].prp1, &d, 16);
+		}
+		memcpy(memory + 0x2000, io, sizeof(io));       /* SQ 1 at 0x4000 */
+		memcpy(memory + 0x3000, prps, sizeof(prps));   /* PRP list at 0x5000 */
+		for (int k = 0; k < 0x1000; k++)
+			memory[0x4000 + k] = (uint8_t)(k * 7);  /* data at 0x6000 */
+		put(&b, memory, sizeof(memory));
+		save(&b, variant == 0 ? "nvme-prp" : variant == 1 ? "nvme-sgl" : "nvme-prp-list");
+	}
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 3 || argc > 5) {
-		fprintf(stderr, "usage: %s PROTO_DIR SERVER_DIR [CLIENT_DIR [DISPATCH_DIR]]\n",
+	if (argc < 3 || argc > 6) {
+		fprintf(stderr, "usage: %s PROTO_DIR SERVER_DIR [CLIENT_DIR [DISPATCH_DIR [NVME_DIR]]]\n",
 			argv[0]);
 		return 2;
 	}
@@ -999,5 +1060,11 @@ int main(int argc, char **argv)
 	}
 	if (dispatch_dir)
 		printf("fuzz_seeds: %u fuzz_dispatch seeds in %s\n", ndispatch, dispatch_dir);
+	if (argc == 6) {
+		nwritten = 0;
+		out_dir = argv[5];
+		gen_nvme();
+		printf("fuzz_seeds: %u fuzz_nvme seeds in %s\n", nwritten, out_dir);
+	}
 	return 0;
 }

@@ -28,7 +28,7 @@ esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
-harnesses=${FUZZ_HARNESSES:-fuzz_proto fuzz_dispatch fuzz_server fuzz_client}
+harnesses=${FUZZ_HARNESSES:-fuzz_proto fuzz_dispatch fuzz_server fuzz_client fuzz_nvme}
 corpus=$root/.fuzz-corpus
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vfk-fuzz.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -68,9 +68,10 @@ if ! ninja -C "$build" $targets >"$tmp/build.log" 2>&1; then
 	bail "build failed (is $build configured with CC=clang -Dfuzz=true?)"
 fi
 
-mkdir -p "$tmp/seeds/proto" "$tmp/seeds/server" "$tmp/seeds/client" "$tmp/seeds/dispatch"
+mkdir -p "$tmp/seeds/proto" "$tmp/seeds/server" "$tmp/seeds/client" "$tmp/seeds/dispatch" \
+	"$tmp/seeds/nvme"
 if ! "$build/fuzz/fuzz_seeds" "$tmp/seeds/proto" "$tmp/seeds/server" "$tmp/seeds/client" \
-	"$tmp/seeds/dispatch" \
+	"$tmp/seeds/dispatch" "$tmp/seeds/nvme" \
 	>"$tmp/build.log" 2>&1; then
 	bail "seed generation failed"
 fi
@@ -88,6 +89,7 @@ for h in $harnesses; do
 	fuzz_server) seeds=$tmp/seeds/server; extra="-max_len=16384" ;;
 	fuzz_client) seeds=$tmp/seeds/client; extra="-max_len=8192" ;;
 	fuzz_dispatch) seeds=$tmp/seeds/dispatch; extra="-max_len=16384" ;;
+	fuzz_nvme) seeds=$tmp/seeds/nvme; extra="-max_len=32768" ;;
 	*) seeds=; extra= ;;
 	esac
 	mkdir -p "$corpus/$h" "$corpus/artifacts/$h"
