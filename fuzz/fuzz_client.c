@@ -33,14 +33,8 @@
 #include "fuzz_format.h"
 #include "vfiokit/vfiokit.h"
 
-#define CHECK(c)                                                                    \
-	do {                                                                        \
-		if (!(c)) {                                                         \
-			fprintf(stderr, "fuzz_client: invariant violated: %s (%s:%d)\n", \
-				#c, __FILE__, __LINE__);                            \
-			abort();                                                    \
-		}                                                                   \
-	} while (0)
+#define FUZZ_NAME "fuzz_client"
+#include "fuzz_check.h"
 
 struct script {
 	int fd;

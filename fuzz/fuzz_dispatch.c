@@ -36,14 +36,8 @@
 #include "dma_test.h"
 #include "fuzz_format.h"
 
-#define CHECK(c)                                                                      \
-	do {                                                                          \
-		if (!(c)) {                                                           \
-			fprintf(stderr, "fuzz_dispatch: invariant violated: %s (%s:%d)\n", \
-				#c, __FILE__, __LINE__);                              \
-			abort();                                                      \
-		}                                                                     \
-	} while (0)
+#define FUZZ_NAME "fuzz_dispatch"
+#include "fuzz_check.h"
 
 struct memch {
 	struct vfk_channel ch;

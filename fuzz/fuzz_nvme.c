@@ -34,14 +34,8 @@
 #include "nvme.h"
 #include "nvme_spec.h"
 
-#define CHECK(c)                                                                   \
-	do {                                                                       \
-		if (!(c)) {                                                        \
-			fprintf(stderr, "fuzz_nvme: invariant violated: %s (%s:%d)\n", \
-				#c, __FILE__, __LINE__);                           \
-			abort();                                                   \
-		}                                                                  \
-	} while (0)
+#define FUZZ_NAME "fuzz_nvme"
+#include "fuzz_check.h"
 
 #define MEM_SIZE (1u << 20)
 #define ASQ 0x0u
