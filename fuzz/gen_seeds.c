@@ -1039,7 +1039,7 @@ int main(int argc, char **argv)
 			argv[0]);
 		return 2;
 	}
-	if (argc == 5)
+	if (argc >= 5)
 		dispatch_dir = argv[4];
 	pcie_off = find_pcie();
 	out_dir = argv[1];
