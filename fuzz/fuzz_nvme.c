@@ -20,6 +20,9 @@
  * 0x3000), and waited for likewise.  Sanitizers and the
  * model's own checks do the rest; the harness checks that the controller
  * still answers its registers.
+ *
+ * Environment: FUZZ_NVME_VERBOSE=1 prints every completion's status (to
+ * see what a seed or a crash input reached).
  */
 #define _GNU_SOURCE
 #include <errno.h>
