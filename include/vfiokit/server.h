@@ -687,7 +687,7 @@ struct vfk_server_opts {
 	bool keep_state_on_disconnect;
 	/* How long a stop waits for a client that holds the device after the
 	 * REQ interrupt asked it to release it (vfio-pci's device request;
-	 * QEMU answers by unplugging the device from the guest): 0 = 10 s;
+	 * QEMU's source answers it by unplugging the device): 0 = 10 s;
 	 * negative: stop at once without asking.  A second stop, or a client
 	 * without a REQ eventfd, stops at once. */
 	int stop_grace_ms;

@@ -21,6 +21,18 @@ eq() { # WHAT GOT WANT
 		nok "$1: got '$2', want '$3'"
 	fi
 }
+# The kernel VFIO tests' binaries, copied from the share: $T
+# (vfio-client-test), $V (vfiokit) and $P (pci-probe); exits on failure.
+vfk_kernel_test_binaries() {
+	T=/tmp/vfio-client-test
+	V=/tmp/vfiokit
+	P=/tmp/pci-probe
+	cp /mnt/vfio-client-test $T && cp /mnt/vfiokit $V && cp /mnt/pci-probe $P || {
+		nok "copy the test binaries from the share"
+		exit 1
+	}
+}
+
 # The kernel VFIO tests' helpers: run a test binary (a non-zero status is
 # one more failure; it prints its own checks), wait for a socket, and check
 # `vfiokit info BDF` ($V) on a kernel-bound device: it must succeed and

@@ -6,13 +6,7 @@
 # `vfiokit serve passthrough`.
 # shellcheck source=guest-lib.sh
 . /mnt/guest-lib.sh
-T=/tmp/vfio-client-test
-V=/tmp/vfiokit
-P=/tmp/pci-probe
-cp /mnt/vfio-client-test $T && cp /mnt/vfiokit $V && cp /mnt/pci-probe $P || {
-	nok "copy the test binaries from the share"
-	exit 1
-}
+vfk_kernel_test_binaries
 
 DT_BARS='0 2 4 5'
 . /mnt/front-params

@@ -13,13 +13,7 @@
 # their own VFKTAP lines).
 # shellcheck source=guest-lib.sh
 . /mnt/guest-lib.sh
-T=/tmp/vfio-client-test
-V=/tmp/vfiokit
-P=/tmp/pci-probe
-cp /mnt/vfio-client-test $T && cp /mnt/vfiokit $V && cp /mnt/pci-probe $P || {
-	nok "copy the test binaries from the share"
-	exit 1
-}
+vfk_kernel_test_binaries
 
 if [ -c /dev/vfio/vfio ]; then ok "/dev/vfio/vfio exists (type1 container)"; else nok "/dev/vfio/vfio exists"; fi
 if [ -e /dev/iommu ]; then note "/dev/iommu exists"; else note "no /dev/iommu: this kernel has no IOMMUFD, type1 only"; fi

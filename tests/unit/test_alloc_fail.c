@@ -98,45 +98,76 @@ static void *serve(void *arg)
 	return NULL;
 }
 
+/* `dev` served on a thread over a socketpair, and a client of it. */
+struct loop {
+	struct vfk_server *srv;
+	pthread_t thread;
+	bool running;
+	struct vfk_device *d;
+};
+
+/* Every step may fail; loop_close() undoes what was made either way. */
+static int loop_open(struct loop *l, struct vfk_dev *dev, const struct vfk_server_opts *so)
+{
+	struct vfk_client_opts co = { .version = VFK_CLIENT_OPTS_VERSION, .timeout_ms = 1000 };
+	int sv[2];
+
+	memset(l, 0, sizeof(*l));
+	if (vfk_server_create(dev, so, &l->srv))
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -1;
+	if (vfk_server_adopt_fd(l->srv, sv[1])) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pthread_create(&l->thread, NULL, serve, l->srv)) {
+		close(sv[0]);
+		return -1;
+	}
+	l->running = true;
+	if (vfk_device_open_fd(sv[0], &co, &l->d)) {
+		close(sv[0]); /* a failed open leaves it ours */
+		l->d = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void loop_close(struct loop *l)
+{
+	if (l->d)
+		vfk_device_close(l->d);
+	if (l->running) {
+		vfk_server_stop(l->srv);
+		pthread_join(l->thread, NULL);
+	}
+	if (l->srv)
+		vfk_server_destroy(l->srv);
+}
+
 /* One session; every step may fail, and what was made is undone.  True
  * if it got through the copy. */
 static bool session(void)
 {
 	struct vfk_server_opts so = { .version = VFK_SERVER_OPTS_VERSION,
 				      .reply_timeout_ms = 500 };
-	struct vfk_client_opts co = { .version = VFK_CLIENT_OPTS_VERSION, .timeout_ms = 1000 };
 	static uint8_t anon[1 << 16];
 	struct vfk_dev *dev = NULL;
-	struct vfk_server *srv = NULL;
-	struct vfk_device *d = NULL;
+	struct vfk_device *d;
 	struct vfk_region_info ri;
 	struct vfk_irq_info ii;
+	struct loop l;
 	uint8_t *mem = MAP_FAILED;
-	int sv[2] = { -1, -1 }, memfd = -1, e = -1;
-	pthread_t t;
-	bool running = false, copied = false;
+	int memfd = -1, e = -1;
+	bool copied = false;
 
 	if (dma_test_create(NULL, &dev))
 		return false;
-	if (vfk_server_create(dev, &so, &srv))
+	if (loop_open(&l, dev, &so))
 		goto out;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-		goto out;
-	if (vfk_server_adopt_fd(srv, sv[1])) {
-		close(sv[1]);
-		goto out;
-	}
-	sv[1] = -1;
-	if (pthread_create(&t, NULL, serve, srv))
-		goto out;
-	running = true;
-	{
-		int r = vfk_device_open_fd(sv[0], &co, &d);
-
-		if (r)
-			goto out;
-	}
-	sv[0] = -1;
+	d = l.d;
 	for (uint32_t i = 0; i < VFK_PCI_NUM_REGIONS; i++)
 		(void)vfk_region_get_info(d, i, &ri);
 	for (uint32_t i = 0; i < VFK_PCI_NUM_IRQS; i++)
@@ -172,20 +203,10 @@ static bool session(void)
 	(void)vfk_device_dma_unmap_all(d);
 	(void)vfk_device_reset(d);
 out:
-	if (d)
-		vfk_device_close(d);
-	if (running) {
-		vfk_server_stop(srv);
-		pthread_join(t, NULL);
-	}
-	if (srv)
-		vfk_server_destroy(srv);
+	loop_close(&l);
 	dma_test_destroy(dev);
 	if (mem != MAP_FAILED)
 		munmap(mem, 1 << 16);
-	for (int i = 0; i < 2; i++)
-		if (sv[i] >= 0)
-			close(sv[i]);
 	if (memfd >= 0)
 		close(memfd);
 	if (e >= 0)
@@ -197,34 +218,19 @@ out:
 static bool nvme_session(void)
 {
 	struct vfk_server_opts so = { .version = VFK_SERVER_OPTS_VERSION };
-	struct vfk_client_opts co = { .version = VFK_CLIENT_OPTS_VERSION, .timeout_ms = 1000 };
 	struct nvme_opts no = { .ram_size = 16u << 20 };
 	struct nvd_opts dopts = { .qsize = 16, .buf_size = 1u << 16, .timeout_ms = 1000 };
 	struct vfk_dev *dev = NULL;
-	struct vfk_server *srv = NULL;
-	struct vfk_device *d = NULL;
+	struct vfk_device *d;
 	struct nvd *n = NULL;
-	int sv[2] = { -1, -1 };
-	bool running = false, ok = false;
-	pthread_t t;
+	struct loop l;
+	bool ok = false;
 
 	if (nvme_create(&no, &dev))
 		return false;
-	if (vfk_server_create(dev, &so, &srv) ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+	if (loop_open(&l, dev, &so))
 		goto out;
-	if (vfk_server_adopt_fd(srv, sv[1])) {
-		close(sv[1]);
-		sv[1] = -1;
-		goto out;
-	}
-	sv[1] = -1;
-	if (pthread_create(&t, NULL, serve, srv))
-		goto out;
-	running = true;
-	if (vfk_device_open_fd(sv[0], &co, &d))
-		goto out;
-	sv[0] = -1;
+	d = l.d;
 	if (nvd_open(d, &dopts, &n))
 		goto out;
 	for (unsigned i = 0; i < 4096; i++)
@@ -239,17 +245,8 @@ static bool nvme_session(void)
 		ok = n->buf[i] == (uint8_t)(i * 5 + 1);
 out:
 	nvd_close(n);
-	if (d)
-		vfk_device_close(d);
-	if (running) {
-		vfk_server_stop(srv);
-		pthread_join(t, NULL);
-	}
-	if (srv)
-		vfk_server_destroy(srv);
+	loop_close(&l);
 	nvme_destroy(dev);
-	if (sv[0] >= 0)
-		close(sv[0]);
 	return ok;
 }
 
