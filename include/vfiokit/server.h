@@ -582,9 +582,10 @@ int vfk_dma_translate_prefix(struct vfk_dev *dev, uint64_t iova, uint64_t len,
  * are bounced: the library hands the engine a buffer from a server-side
  * pool and copies at the sync points.  A range past the device's DMA mask
  * fails (-EFAULT) like every access of the device there: bouncing for a
- * narrow mask is the driver's side's job (swiotlb), not the device's.  The sync points are real barriers on this
- * architecture (the CPU is cache-coherent with itself), and call the
- * model's coherency hooks where it models a non-coherent engine.
+ * narrow mask is the driver's side's job (swiotlb), not the device's.  The
+ * sync points are real barriers on this architecture (the CPU is
+ * cache-coherent with itself), and call the model's coherency hooks where
+ * it models a non-coherent engine.
  */
 enum vfk_dma_dir {
 	VFK_DMA_TO_DEVICE = 1,     /* the engine reads client memory */
@@ -636,9 +637,9 @@ int vfk_dev_set_dma_coherency(struct vfk_dev *dev,
  * memory is not contiguous in the server, or has no host mapping;
  * then, for TO_DEVICE and BIDIRECTIONAL, the pool buffer is filled from
  * client memory, and for FROM_DEVICE too where the client allows reads
- * (else zeroed), since the buffer is copied back whole.  -ENOMEM if the pool has no room.  `buf` is written on success
- * only.  Bounced mappings of
- * windows without fd follow the message-DMA rules of vfk_dma_read().
+ * (else zeroed), since the buffer is copied back whole.  -ENOMEM if the
+ * pool has no room.  `buf` is written on success only.  Bounced mappings
+ * of windows without fd follow the message-DMA rules of vfk_dma_read().
  */
 int vfk_dma_map_buf(struct vfk_dev *dev, uint64_t iova, size_t len,
 		    enum vfk_dma_dir dir, struct vfk_dma_buf *buf);
